@@ -1,0 +1,228 @@
+"""Beyond the seed: an iterator program builder with rodata, BTF field paths, seq_printf with
+arguments, and a small register/stack allocator.
+
+    p = IterProgram("task")
+    task = p.ctx_ptr("task")            # a callee-saved register, typed task_struct *
+    p.exit_if_null(task)
+    p.seq_printf("%d %s\\n", Field(task, "pid"), Addr(task, "comm"))
+    spec = p.build()                    # pure: bytecode + rodata, no kernel objects
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from .. import asm
+from ..btf import BTF, Kind
+from ..programs import MAP_RODATA, Program, load_iterator_program, target_name
+from . import assemble
+from . import iter as it
+
+__all__ = ["IterProgram", "ProgramSpec", "Field", "Addr", "Const", "MAX_PRINTF_ARGS"]
+
+MAX_PRINTF_ARGS = 12
+_SIZES = {1: "b", 2: "h", 4: "w", 8: "dw"}
+# bpf_seq_printf's conversions (kernel/bpf/helpers.c bpf_bprintf_prepare)
+_CONV = re.compile(r"%(%|[-+0 ]*\d*(?:ll|l|h|hh)?[diuxXcs]|p[KxsSBiI]?[46]?)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A struct field's value: reg points to a struct, path is dotted (BTF)."""
+    reg: str
+    path: str
+    struct: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Addr:
+    """A struct field's address (for %s of char arrays, %pI4 of addresses)."""
+    reg: str
+    path: str
+    struct: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Const:
+    value: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    """A built iterator program: pure data, loadable on any kernel with the same BTF."""
+    target: str
+    bytecode: bytes
+    rodata: bytes
+    name: str = ""
+
+    def load(self, *, btf: BTF | None = None, log_level: int = 0) -> Program:
+        return load_iterator_program(self.bytecode, self.target, prog_name=self.name or None,
+                                     btf=btf, rodata=self.rodata or None, log_level=log_level)
+
+
+def count_conversions(fmt: str) -> int:
+    return sum(1 for m in _CONV.finditer(fmt) if m.group(1) != "%")
+
+
+class IterProgram:
+    """An iterator program under construction. r6 holds ctx, r8 meta; r7 and r9 are handed
+    out by reg(); the stack is handed out by stack() from r10 down."""
+
+    def __init__(self, target: str, *, btf: BTF | None = None, name: str = ""):
+        self.target = target_name(target)
+        self.btf = btf if btf is not None else BTF.vmlinux()
+        self.name = name
+        self.items: list = []
+        self._rodata = bytearray()
+        self._strings: dict[bytes, int] = {}
+        self._free = ["r9", "r7"]
+        self._types: dict[str, int] = {}
+        self._stack = 0
+        self.ctx, self.meta = "r6", "r8"
+        self.emit(it.iter_prologue_with_meta(self.ctx, self.meta, btf=self.btf))
+
+    # --- allocation ---
+    def reg(self) -> str:
+        if not self._free:
+            raise ValueError(f"{self.target}: out of callee-saved registers (r7, r9)")
+        return self._free.pop()
+
+    def release(self, reg: str) -> None:
+        self._types.pop(reg, None)
+        self._free.append(reg)
+
+    def stack(self, size: int) -> int:
+        """Reserve size bytes (8-aligned) of stack; returns the offset from r10."""
+        self._stack += -(-size // 8) * 8
+        if self._stack > 512:
+            raise ValueError(f"{self.target}: stack use {self._stack} > 512 bytes")
+        return -self._stack
+
+    # --- emission ---
+    def emit(self, *items) -> None:
+        self.items.extend(items)
+
+    def string(self, data: bytes | str) -> int:
+        """Offset of a NUL-terminated constant in rodata (deduplicated)."""
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if raw not in self._strings:
+            self._strings[raw] = len(self._rodata)
+            self._rodata += raw + b"\0"
+            self._rodata += b"\0" * (-len(self._rodata) % 8)
+        return self._strings[raw]
+
+    def rodata_ptr(self, dst: str, offset: int) -> asm.Insn:
+        return asm.ld_imm64(dst, (offset << 32) | MAP_RODATA, src=asm.PseudoSrc.MAP_IDX_VALUE)
+
+    def ctx_ptr(self, field: str, dst: str | None = None) -> str:
+        """dst = ctx->field; dst remembers the pointee struct for Field/Addr paths."""
+        dst = dst or self.reg()
+        m = self.btf.member(f"bpf_iter__{self.target}", field)
+        self.emit(asm.ldx("dw", dst, self.ctx, m.offset_bits // 8))
+        self._types[dst] = self._pointee(m.type)
+        return dst
+
+    def _pointee(self, type_id: int) -> int:
+        t = self.btf.resolve(type_id)
+        if t.kind != Kind.PTR:
+            raise ValueError(f"{self.target}: context field is not a pointer")
+        return self.btf.resolve(t.type).id
+
+    def typed(self, reg: str, struct: str) -> None:
+        self._types[reg] = self.btf.find(struct).id
+
+    def exit_if_null(self, reg: str) -> None:
+        self.emit(it.iter_check_null_and_exit(reg))
+
+    def _member(self, f: Field | Addr):
+        struct = f.struct if f.struct is not None else self._types.get(f.reg)
+        if struct is None:
+            raise ValueError(f"{self.target}: {f.reg} has no known struct type for '{f.path}'")
+        return self.btf.member(struct, f.path)
+
+    def load(self, dst: str, f: Field) -> None:
+        """dst = the field's value (zero- or sign-extended; bitfields extracted)."""
+        m = self._member(f)
+        t = self.btf.resolve(m.type)
+        size = self.btf.sizeof(t)
+        if m.bitfield_size:
+            unit = 8 if (m.offset_bits % 64) + m.bitfield_size > 32 else 4
+            base = (m.offset_bits // 8) & ~(unit - 1)
+            shift = m.offset_bits - base * 8
+            self.emit(asm.ldx(_SIZES[unit], dst, f.reg, base))
+            if shift:
+                self.emit(asm.alu("rsh", dst, shift))
+            self.emit(asm.alu("and", dst, (1 << m.bitfield_size) - 1) if m.bitfield_size < 32
+                      else asm.mov(dst, asm.reg(dst), alu32=True))
+            return
+        if size not in _SIZES:
+            raise ValueError(f"{self.target}: field '{f.path}' is {size} bytes: use Addr for it")
+        signed = t.kind == Kind.INT and t.encoding & 1 and size < 4
+        load = asm.ldxs if signed else asm.ldx
+        self.emit(load(_SIZES[size], dst, f.reg, m.offset_bits // 8))
+
+    def addr(self, dst: str, a: Addr) -> None:
+        m = self._member(a)
+        if m.offset_bits % 8:
+            raise ValueError(f"{self.target}: '{a.path}' is a bitfield: it has no address")
+        self.emit(asm.mov(dst, asm.reg(a.reg)), asm.alu("add", dst, m.offset_bits // 8))
+
+    def value(self, dst: str, arg) -> None:
+        """dst = arg: int, register name, Field, Addr or Const."""
+        if isinstance(arg, Field):
+            self.load(dst, arg)
+        elif isinstance(arg, Addr):
+            self.addr(dst, arg)
+        elif isinstance(arg, (int, Const)):
+            v = arg.value if isinstance(arg, Const) else arg
+            self.emit(asm.mov(dst, v) if -2**31 <= v < 2**31 else asm.ld_imm64(dst, v))
+        elif isinstance(arg, str):
+            self.emit(asm.mov(dst, asm.reg(arg)))
+        else:
+            raise TypeError(f"seq_printf argument {arg!r}: int, register, Field, Addr or Const")
+
+    # --- output ---
+    def seq_printf(self, fmt: str, *args) -> None:
+        """bpf_seq_printf with fmt in rodata and args packed into a u64 array on the stack."""
+        n = count_conversions(fmt)
+        if n != len(args):
+            raise ValueError(f"format {fmt!r} has {n} conversions but {len(args)} arguments")
+        if n > MAX_PRINTF_ARGS:
+            raise ValueError(f"format {fmt!r}: bpf_seq_printf takes at most {MAX_PRINTF_ARGS} arguments")
+        if not fmt.isascii():
+            raise ValueError(f"format {fmt!r}: bpf_seq_printf takes printable ASCII only")
+        off = self.string(fmt)
+        data = self.stack(8 * n) if n else 0
+        for i, a in enumerate(args):
+            self.value("r1", a)
+            self.emit(asm.stx("dw", "r10", "r1", data + 8 * i))
+        self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
+                  self.rodata_ptr("r2", off), asm.mov("r3", len(fmt.encode()) + 1))
+        if n:
+            self.emit(asm.mov("r4", asm.Reg.R10), asm.alu("add", "r4", data), asm.mov("r5", 8 * n))
+        else:
+            self.emit(asm.mov("r4", 0), asm.mov("r5", 0))
+        self.emit(asm.call(asm.Helper.seq_printf))
+        if n:
+            self._stack -= 8 * n  # the array is dead after the call
+
+    def seq_write(self, data: bytes | str) -> None:
+        """bpf_seq_write of a constant from rodata."""
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        off = self.string(raw)
+        self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
+                  self.rodata_ptr("r2", off), asm.mov("r3", len(raw)),
+                  asm.call(asm.Helper.seq_write))
+
+    def header(self, text: str) -> None:
+        """Print text once, before the first object (when meta->seq_num == 0)."""
+        skip = f"__hdr_{len(self.items)}"
+        self.emit(it.iter_load_meta_field(self.meta, "r1", "seq_num", btf=self.btf),
+                  asm.jmp("jne", "r1", 0, skip))
+        self.seq_write(text)
+        self.emit(asm.label(skip))
+
+    def build(self, default_action: str = "continue") -> ProgramSpec:
+        code = assemble([self.items, it.iter_return(default_action)])
+        return ProgramSpec(self.target, code, bytes(self._rodata), self.name)
