@@ -48,6 +48,8 @@ class Cmd(enum.IntEnum):
 
 # capabilities that gate bpf(2) for tracing programs (include/uapi/linux/capability.h)
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+POLICY_HINT = ("refused although this process has CAP_BPF and CAP_PERFMON: a kernel security "
+               "policy (LSM, lockdown or a patched kernel) forbids it")
 
 
 def missing_caps() -> list[str]:
@@ -70,8 +72,8 @@ class BPFError(OSError):
         msg = f"bpf({cmd.name}): {os.strerror(err)}"
         if not hint and err == errno.EPERM:
             lacking = missing_caps()
-            hint = ("needs CAP_BPF and CAP_PERFMON (or root)"
-                    + (f"; this process lacks {', '.join(lacking)}" if lacking else ""))
+            hint = (f"needs CAP_BPF and CAP_PERFMON (or root); this process lacks {', '.join(lacking)}"
+                    if lacking else POLICY_HINT)
         super().__init__(err, msg + (f" — {hint}" if hint else ""))
 
     def __str__(self) -> str:

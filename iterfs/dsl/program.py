@@ -79,6 +79,7 @@ class IterProgram:
         self._free = ["r9", "r7"]
         self._types: dict[str, int] = {}
         self._stack = 0
+        self._labels = 0
         self.ctx, self.meta = "r6", "r8"
         self.emit(it.iter_prologue_with_meta(self.ctx, self.meta, btf=self.btf))
 
@@ -102,6 +103,11 @@ class IterProgram:
     # --- emission ---
     def emit(self, *items) -> None:
         self.items.extend(items)
+
+    def label_name(self, stem: str) -> str:
+        """A label name unique in this program."""
+        self._labels += 1
+        return f"__{stem}_{self._labels}"
 
     def string(self, data: bytes | str) -> int:
         """Offset of a NUL-terminated constant in rodata (deduplicated)."""
@@ -135,22 +141,38 @@ class IterProgram:
     def exit_if_null(self, reg: str) -> None:
         self.emit(it.iter_check_null_and_exit(reg))
 
-    def _member(self, f: Field | Addr):
+    def _walk(self, dst: str, f: Field | Addr):
+        """Follow a path like "real_parent->real_cred->uid.val": each "->" loads a pointer
+        into dst. Returns the register that holds the last struct's address and its member."""
         struct = f.struct if f.struct is not None else self._types.get(f.reg)
         if struct is None:
             raise ValueError(f"{self.target}: {f.reg} has no known struct type for '{f.path}'")
-        return self.btf.member(struct, f.path)
+        *hops, last = f.path.split("->")
+        base = f.reg
+        for hop in hops:
+            m = self.btf.member(struct, hop)
+            self.emit(asm.ldx("dw", dst, base, m.offset_bits // 8))
+            base, struct = dst, self._pointee(m.type)
+        return base, self.btf.member(struct, last)
+
+    def ptr(self, f: Field, dst: str | None = None) -> str:
+        """dst = a pointer field; dst remembers the pointee struct."""
+        dst = dst or self.reg()
+        base, m = self._walk(dst, f)
+        self.emit(asm.ldx("dw", dst, base, m.offset_bits // 8))
+        self._types[dst] = self._pointee(m.type)
+        return dst
 
     def load(self, dst: str, f: Field) -> None:
         """dst = the field's value (zero- or sign-extended; bitfields extracted)."""
-        m = self._member(f)
+        base, m = self._walk(dst, f)
         t = self.btf.resolve(m.type)
         size = self.btf.sizeof(t)
         if m.bitfield_size:
             unit = 8 if (m.offset_bits % 64) + m.bitfield_size > 32 else 4
-            base = (m.offset_bits // 8) & ~(unit - 1)
-            shift = m.offset_bits - base * 8
-            self.emit(asm.ldx(_SIZES[unit], dst, f.reg, base))
+            start = (m.offset_bits // 8) & ~(unit - 1)
+            shift = m.offset_bits - start * 8
+            self.emit(asm.ldx(_SIZES[unit], dst, base, start))
             if shift:
                 self.emit(asm.alu("rsh", dst, shift))
             self.emit(asm.alu("and", dst, (1 << m.bitfield_size) - 1) if m.bitfield_size < 32
@@ -160,13 +182,15 @@ class IterProgram:
             raise ValueError(f"{self.target}: field '{f.path}' is {size} bytes: use Addr for it")
         signed = t.kind == Kind.INT and t.encoding & 1 and size < 4
         load = asm.ldxs if signed else asm.ldx
-        self.emit(load(_SIZES[size], dst, f.reg, m.offset_bits // 8))
+        self.emit(load(_SIZES[size], dst, base, m.offset_bits // 8))
 
     def addr(self, dst: str, a: Addr) -> None:
-        m = self._member(a)
+        base, m = self._walk(dst, a)
         if m.offset_bits % 8:
             raise ValueError(f"{self.target}: '{a.path}' is a bitfield: it has no address")
-        self.emit(asm.mov(dst, asm.reg(a.reg)), asm.alu("add", dst, m.offset_bits // 8))
+        if base != dst:
+            self.emit(asm.mov(dst, asm.reg(base)))
+        self.emit(asm.alu("add", dst, m.offset_bits // 8))
 
     def value(self, dst: str, arg) -> None:
         """dst = arg: int, register name, Field, Addr or Const."""
@@ -217,7 +241,7 @@ class IterProgram:
 
     def header(self, text: str) -> None:
         """Print text once, before the first object (when meta->seq_num == 0)."""
-        skip = f"__hdr_{len(self.items)}"
+        skip = self.label_name("header")
         self.emit(it.iter_load_meta_field(self.meta, "r1", "seq_num", btf=self.btf),
                   asm.jmp("jne", "r1", 0, skip))
         self.seq_write(text)

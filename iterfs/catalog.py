@@ -1,0 +1,158 @@
+"""The catalog: virtual files declared by modules in iterators/ (and --catalog directories).
+
+A module declares `FILES = [IterSpec(...), ...]`. A spec is pure: `build(btf)` returns the
+program as bytecode + rodata; loading it makes kernel objects (see Loaded)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+
+from .btf import BTF, BTFError, BTFNotFound
+from .dsl.program import ProgramSpec
+from .programs import Link, Program, link_iterator, read_all, target_name
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IterSpec", "Entry", "Loaded", "discover", "check", "load", "read_once"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IterSpec:
+    """One virtual file: path under the mount, iterator target, mode, link parameters
+    (map_fd, tid, pid, cgroup_fd, order, ...) and the program builder."""
+    path: str
+    target: str
+    build: Callable[[BTF], ProgramSpec]
+    mode: int = 0o444
+    params: Mapping = dataclasses.field(default_factory=dict)
+    doc: str = ""
+
+    def __post_init__(self):
+        parts = self.path.split("/")
+        if not self.path or self.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"bad catalog path '{self.path}' (relative, no '.', '..' or '//')")
+        if self.mode & ~0o777 or not self.mode & 0o444:
+            raise ValueError(f"{self.path}: mode {oct(self.mode)} must be permission bits with some read bit")
+
+
+@dataclasses.dataclass
+class Entry:
+    """A spec found by discovery, with the module it came from and why it is unsupported."""
+    spec: IterSpec | None
+    module: str
+    error: str = ""       # the module is broken (the spec is None)
+    unsupported: str = ""  # the running kernel lacks something
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.error and not self.unsupported
+
+
+def _specs_of(mod, name: str) -> list[IterSpec]:
+    files = getattr(mod, "FILES", None)
+    if files is None:
+        raise ValueError("declares no FILES list")
+    files = list(files() if callable(files) else files)
+    for s in files:
+        if not isinstance(s, IterSpec):
+            raise TypeError(f"FILES holds {type(s).__name__}, not IterSpec")
+    return files
+
+
+def _import_file(path: str):
+    name = "iterfs_catalog_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.modules.pop(name, None)
+    return mod
+
+
+def _modules(extra_dirs: Iterable[str], builtin: bool):
+    if builtin:
+        import iterators
+        for info in sorted(pkgutil.iter_modules(iterators.__path__), key=lambda i: i.name):
+            if not info.name.startswith("_"):
+                yield f"iterators.{info.name}", lambda n=info.name: importlib.reload(
+                    importlib.import_module(f"iterators.{n}"))
+    for d in extra_dirs:
+        if not os.path.isdir(d):
+            raise NotADirectoryError(f"catalog directory {d} does not exist")
+        for fn in sorted(os.listdir(d)):
+            if fn.endswith(".py") and not fn.startswith("_"):
+                p = os.path.join(d, fn)
+                yield p, lambda p=p: _import_file(p)
+
+
+def discover(extra_dirs: Iterable[str] = (), *, builtin: bool = True) -> list[Entry]:
+    """Every spec of the built-in catalog and the extra directories. A module that fails
+    to import or declares nonsense becomes an Entry with `error`, never an exception."""
+    entries: list[Entry] = []
+    seen: dict[str, str] = {}
+    for name, imp in _modules(extra_dirs, builtin):
+        try:
+            specs = _specs_of(imp(), name)
+        except Exception as e:  # a broken module is reported, never fatal
+            entries.append(Entry(None, name, error=f"{type(e).__name__}: {e}"))
+            continue
+        for s in specs:
+            if s.path in seen:
+                entries.append(Entry(s, name, error=f"path '{s.path}' already declared by {seen[s.path]}"))
+                continue
+            seen[s.path] = name
+            entries.append(Entry(s, name))
+    return entries
+
+
+def check(entries: list[Entry], btf: BTF) -> list[Entry]:
+    """Mark entries whose iterator target the running kernel lacks."""
+    targets = set(btf.iter_targets())
+    for e in entries:
+        if e.spec is not None and not e.error and target_name(e.spec.target) not in targets:
+            e.unsupported = f"no iterator target '{target_name(e.spec.target)}' in this kernel's BTF"
+    return entries
+
+
+@dataclasses.dataclass(eq=False)
+class Loaded:
+    """A spec on the running kernel: its program and link (new_iter() per open)."""
+    spec: IterSpec
+    program: Program
+    link: Link
+
+    def close(self) -> None:
+        self.link.close()
+        self.program.close()
+
+
+def load(spec: IterSpec, btf: BTF) -> Loaded:
+    """Build, load and link one spec. Raises BTFError/VerifierError/BPFError/ValueError."""
+    pspec = spec.build(btf)
+    prog = pspec.load(btf=btf)
+    try:
+        link = link_iterator(prog, **dict(spec.params))
+    except BaseException:
+        prog.close()
+        raise
+    return Loaded(spec, prog, link)
+
+
+def read_once(spec: IterSpec, btf: BTF | None = None) -> bytes:
+    """Run one iterator session of a spec and return its whole output."""
+    btf = btf if btf is not None else BTF.vmlinux()
+    loaded = load(spec, btf)
+    try:
+        with loaded.link.new_iter() as fd:
+            return read_all(fd.fd)
+    finally:
+        loaded.close()

@@ -1,0 +1,678 @@
+"""The pyfuse3 Operations layer: a read-only tree of nodes whose files stream from fresh fds."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import mmap
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pyfuse3
+import trio
+
+__all__ = ["FileNode", "IterFS", "MountError", "serve", "terminate"]
+
+log = logging.getLogger(__name__)
+
+# The fd read is looked up through this name at call time so that tests can inject
+# failures (E2BIG, EAGAIN) that no ordinary fd produces.
+_os_readv = os.readv
+
+READ_CHUNK = 256 * 1024
+"""Bytes asked of the source fd per read(2); a BPF iterator returns at most its seq
+buffer (PAGE_SIZE << 3) per call, a pipe at most its capacity."""
+
+READAHEAD_MIN = 256 * 1024
+READAHEAD_MAX = 4 * 1024 * 1024
+
+CHUNK_SHIFT = 20
+CHUNK = 1 << CHUNK_SHIFT
+CHUNK_MASK = CHUNK - 1
+
+DIR_MODE = 0o555
+BLKSIZE = 128 * 1024
+"""st_blksize: cat and Python's buffered IO size their reads from it."""
+
+
+class MountError(RuntimeError):
+    """pyfuse3 could not create or mount the FUSE session."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileNode:
+    """A virtual file: permission bits and a callable returning a NEW readable fd per open.
+
+    The callable runs on the trio thread and must not block (creating a BPF iterator fd
+    does not); the reads of the fd it returns may block and run in worker threads.
+    """
+
+    mode: int
+    open: Callable[[], int]
+    name_hint: str = ""
+
+
+# -- the tree ------------------------------------------------------------------------
+#
+# A tree is an immutable snapshot built in full by replace() and published by a single
+# attribute assignment, so every handler sees either the old tree or the new one. Inode
+# numbers come from a table keyed by (path, is_dir) that only grows: a path that persists
+# across a reload keeps its inode (the kernel's cached dentries stay valid), a path that
+# turns from file into directory gets a new one (the kernel marks an inode bad whose type
+# changes). The table is bounded by the number of distinct paths ever published.
+#
+# Removed inodes are "retired": getattr still answers with st_nlink 0 (like an unlinked
+# file that is still open, so fstat on an old handle works), lookup/open answer ENOENT.
+# The kernel may keep a dentry of a removed path for up to entry_timeout; open() of it
+# still fails because open goes by inode. Lookup counts are not tracked: nothing is ever
+# freed by forget().
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    attrs: dict[int, pyfuse3.EntryAttributes]
+    children: dict[int, dict[bytes, int]]  # directory inode -> name -> inode
+    parent: dict[int, int]
+    files: dict[int, FileNode]
+    paths: dict[int, str]
+
+
+def _split(path: str) -> list[str]:
+    if not isinstance(path, str):
+        raise TypeError(f"iterfs path must be str, not {type(path).__name__}: {path!r}")
+    parts = path.split("/")
+    if not path or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise ValueError(f"bad iterfs path {path!r}: want relative names like 'net/tcp'")
+    return parts
+
+
+# -- streaming buffers -------------------------------------------------------------
+#
+# Each handle keeps everything its fd has produced, so any offset already produced can
+# be served again (readers re-read, pread at odd offsets, and the kernel sends reads of
+# any size). The output lives in fixed 1 MiB chunks of anonymous memory:
+#
+#   views:  [ chunk 0 ][ chunk 1 ][ chunk 2 ]...     offset = i << CHUNK_SHIFT | o
+#   size:   bytes produced so far (the tail of the last chunk is free space)
+#
+# A worker thread reads straight into the free space (one copy, kernel to chunk), while
+# the trio thread keeps serving the produced part: chunks never move or resize, so the
+# memoryview slices handed to pyfuse3 need no copy and nothing is copied twice. Fresh
+# memory costs a page fault per 4 KiB (about as much as the copy itself), so released
+# chunks go back to a small pool, which keeps repeated reads of big files fast. Chunks are
+# mmap'd: a small file touches only the pages it fills.
+#
+# Fills are serialised per handle by a trio.Lock; handles fill in parallel, up to the
+# thread limiter. Every fill asks for at least `ahead` bytes, which doubles up to 4 MiB,
+# so a long file costs O(log size) + size/4 MiB thread round-trips. When serve() lends a
+# nursery, a fill also starts in the background at open and whenever a reader gets within
+# `ahead` of the produced end: the iterator runs while the kernel and the reader are busy
+# with the previous chunk. A reader that stops early leaves at most `ahead` unread.
+
+
+class _Handle:
+    """One open file: its own source fd and everything produced from it so far."""
+
+    __slots__ = ("fd", "path", "views", "size", "eof", "error", "ahead", "lock", "pending")
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+        self.views: list[memoryview] = []
+        self.size = 0
+        self.eof = False
+        self.error: OSError | None = None
+        self.ahead = READAHEAD_MIN
+        self.lock = trio.Lock()
+        self.pending = False  # a background fill is scheduled or running
+
+    def slice(self, off: int, end: int):
+        i = off >> CHUNK_SHIFT
+        if i == (end - 1) >> CHUNK_SHIFT:
+            base = i << CHUNK_SHIFT
+            return self.views[i][off - base : end - base]
+        parts = []
+        while off < end:
+            i = off >> CHUNK_SHIFT
+            base = i << CHUNK_SHIFT
+            stop = min(end, base + CHUNK)
+            parts.append(self.views[i][off - base : stop - base])
+            off = stop
+        return b"".join(parts)
+
+
+def _fill(fd: int, views: list[memoryview], pos: int, want: int):
+    """Worker thread: read at least `want` bytes from `fd` into `views` at offset `pos`.
+
+    Returns (bytes read, EOF seen, error). The views cover at least pos + want bytes.
+    """
+    got = 0
+    try:
+        while got < want:
+            o = pos & CHUNK_MASK
+            n = _os_readv(fd, [views[pos >> CHUNK_SHIFT][o : o + min(READ_CHUNK, CHUNK - o)]])
+            if n == 0:
+                return got, True, None
+            got += n
+            pos += n
+    except OSError as exc:
+        return got, False, exc
+    return got, False, None
+
+
+def _guard(handler):
+    """Let only FUSEError out of a handler: any other exception would end pyfuse3.main()."""
+
+    @functools.wraps(handler)
+    async def guarded(self, *args):
+        try:
+            return await handler(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as exc:
+            log.debug("%s%r: %s", handler.__name__, args, exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("iterfs: %s%r failed", handler.__name__, args)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return guarded
+
+
+def _erofs(name: str):
+    async def handler(self, *args):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
+class IterFS(pyfuse3.Operations):
+    """Read-only FUSE operations over a mapping of relative paths to `FileNode`s."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self,
+        files: Mapping[str, FileNode],
+        *,
+        uid: int = 0,
+        gid: int = 0,
+        entry_timeout: float = 1.0,
+        attr_timeout: float = 1.0,
+        max_threads: int | None = None,
+        pool_bytes: int = 32 * CHUNK,
+    ) -> None:
+        super().__init__()
+        self.uid = uid
+        self.gid = gid
+        self.entry_timeout = entry_timeout
+        self.attr_timeout = attr_timeout
+        self.mount_ns = time.time_ns()
+        # Iterator reads are kernel CPU work (or, for odd sources, plain blocking), so a
+        # few threads per CPU keep every core busy while one slow reader cannot starve
+        # the rest; reads beyond the limit queue on the trio side, not on the loop.
+        if max_threads is None:
+            max_threads = min(64, max(32, 4 * (os.cpu_count() or 1)))
+        self.limiter = trio.CapacityLimiter(max_threads)
+        self._pool: list[memoryview] = []
+        self._pool_max = pool_bytes >> CHUNK_SHIFT
+        self._nursery: trio.Nursery | None = None  # lent by serve() for background fills
+        self._inode_of: dict[tuple[str, bool], int] = {("", True): pyfuse3.ROOT_INODE}
+        self._next_inode = pyfuse3.ROOT_INODE + 1
+        self._retired: dict[int, pyfuse3.EntryAttributes] = {}
+        self._replace_lock = threading.Lock()
+        self._tree: _Tree = _Tree({}, {}, {}, {}, {})
+        self._handles: dict[int, _Handle] = {}
+        self._dirs: dict[int, tuple[tuple[bytes, pyfuse3.EntryAttributes], ...]] = {}
+        self._next_fh = 1
+        self.replace(files)
+
+    # -- tree management ---------------------------------------------------------------
+
+    def replace(self, files: Mapping[str, FileNode]) -> None:
+        """Swap the whole tree atomically (callable from any thread)."""
+        entries: dict[str, FileNode | None] = {"": None}  # None marks a directory
+        for path, node in files.items():
+            parts = _split(path)
+            if not isinstance(node, FileNode):
+                raise TypeError(f"{path!r}: expected FileNode, got {type(node).__name__}")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if entries.get(d, None) is not None:
+                    raise ValueError(f"{path!r}: {d!r} is a file, not a directory")
+                entries[d] = None
+            if path in entries:
+                raise ValueError(f"{path!r} is a directory (or listed twice)")
+            entries[path] = node
+
+        with self._replace_lock:
+            old = self._tree
+            attrs: dict[int, pyfuse3.EntryAttributes] = {}
+            children: dict[int, dict[bytes, int]] = {}
+            parent: dict[int, int] = {}
+            nodes: dict[int, FileNode] = {}
+            paths: dict[int, str] = {}
+            for path, node in entries.items():
+                ino = self._inode(path, node is None)
+                paths[ino] = path
+                if node is None:
+                    children[ino] = {}
+                else:
+                    nodes[ino] = node
+            for ino, path in paths.items():
+                if path:
+                    head, _, name = path.rpartition("/")
+                    pino = self._inode_of[(head, True)]
+                    parent[ino] = pino
+                    children[pino][os.fsencode(name)] = ino
+            parent[pyfuse3.ROOT_INODE] = pyfuse3.ROOT_INODE
+            for ino in paths:
+                if ino in nodes:
+                    mode = stat.S_IFREG | (nodes[ino].mode & 0o7777)
+                    nlink = 1
+                else:
+                    mode = stat.S_IFDIR | DIR_MODE
+                    nlink = 2 + sum(1 for c in children[ino].values() if c in children)
+                attrs[ino] = self._attr(ino, mode, nlink)
+            for ino, attr in old.attrs.items():
+                if ino not in attrs:
+                    self._retired[ino] = self._attr(ino, attr.st_mode, 0)
+            for ino in attrs:
+                self._retired.pop(ino, None)
+            self._tree = _Tree(attrs, children, parent, nodes, paths)
+
+    def _inode(self, path: str, is_dir: bool) -> int:
+        key = (path, is_dir)
+        ino = self._inode_of.get(key)
+        if ino is None:
+            ino = self._inode_of[key] = self._next_inode
+            self._next_inode += 1
+        return ino
+
+    def _attr(self, ino: int, mode: int, nlink: int) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        a.st_mode = mode
+        a.st_nlink = nlink
+        a.st_uid = self.uid
+        a.st_gid = self.gid
+        a.st_size = 0
+        a.st_blksize = BLKSIZE
+        a.st_blocks = 0
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
+        a.entry_timeout = self.entry_timeout
+        a.attr_timeout = self.attr_timeout
+        return a
+
+    def open_handles(self) -> int:
+        return len(self._handles)
+
+    def close_all(self) -> None:
+        """Close every source fd still open (after the session has ended)."""
+        handles, self._handles = self._handles, {}
+        for h in handles.values():
+            self._close(h)
+        self._dirs.clear()
+
+    def _close(self, h: _Handle) -> None:
+        """Close the fd and recycle the chunks; only when no fill holds the handle."""
+        fd, h.fd = h.fd, -1
+        views, h.views = h.views, []
+        room = self._pool_max - len(self._pool)
+        if room > 0:
+            self._pool.extend(views[:room])
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                log.warning("iterfs: closing the source fd of %s: %s", h.path, exc)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def init(self) -> None:
+        try:
+            log.debug("iterfs: FUSE session initialised (%d inodes)", len(self._tree.attrs))
+        except Exception:  # init() must never raise
+            pass
+
+    async def forget(self, inode_list) -> None:
+        # Inodes are never freed (see the tree notes above): nothing to count down.
+        pass
+
+    # -- metadata ----------------------------------------------------------------------
+
+    @_guard
+    async def lookup(self, parent_inode, name, ctx=None):
+        tree = self._tree
+        kids = tree.children.get(parent_inode)
+        if kids is None:
+            raise pyfuse3.FUSEError(errno.ENOTDIR if parent_inode in tree.attrs else errno.ENOENT)
+        if name == b".":
+            ino = parent_inode
+        elif name == b"..":
+            ino = tree.parent[parent_inode]
+        else:
+            ino = kids.get(name)
+            if ino is None:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+        return tree.attrs[ino]
+
+    @_guard
+    async def getattr(self, inode, ctx=None):
+        attr = self._tree.attrs.get(inode) or self._retired.get(inode)
+        if attr is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return attr
+
+    @_guard
+    async def access(self, inode, mode, ctx):
+        attr = self._tree.attrs.get(inode) or self._retired.get(inode)
+        if attr is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if mode & os.W_OK:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        st_mode = attr.st_mode
+        if ctx is None or ctx.uid == 0:
+            return not (mode & os.X_OK) or stat.S_ISDIR(st_mode) or bool(st_mode & 0o111)
+        if ctx.uid == attr.st_uid:
+            bits = (st_mode >> 6) & 7
+        elif ctx.gid == attr.st_gid:
+            bits = (st_mode >> 3) & 7
+        else:
+            bits = st_mode & 7
+        return (mode & bits) == mode
+
+    @_guard
+    async def readlink(self, inode, ctx=None):
+        raise pyfuse3.FUSEError(errno.EINVAL)
+
+    @_guard
+    async def statfs(self, ctx=None):
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = BLKSIZE
+        s.f_frsize = BLKSIZE
+        s.f_blocks = s.f_bfree = s.f_bavail = 0
+        s.f_files = len(self._tree.attrs)
+        s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s
+
+    @_guard
+    async def getxattr(self, inode, name, ctx=None):
+        raise pyfuse3.FUSEError(errno.ENODATA)
+
+    @_guard
+    async def listxattr(self, inode, ctx=None):
+        return []
+
+    # -- directories -------------------------------------------------------------------
+
+    @_guard
+    async def opendir(self, inode, ctx=None):
+        # The listing is a snapshot: a replace() during the listing can neither skip
+        # nor repeat an entry, and next_id is simply the index into the snapshot.
+        tree = self._tree
+        kids = tree.children.get(inode)
+        if kids is None:
+            raise pyfuse3.FUSEError(errno.ENOTDIR if inode in tree.attrs else errno.ENOENT)
+        # "." and ".." are listed as /proc does; the kernel makes no dentries for them,
+        # and since lookup counts are not tracked they cost nothing here.
+        listing = [(b".", tree.attrs[inode]), (b"..", tree.attrs[tree.parent[inode]])]
+        listing.extend((name, tree.attrs[kids[name]]) for name in sorted(kids))
+        fh = self._new_fh()
+        self._dirs[fh] = tuple(listing)
+        return fh
+
+    @_guard
+    async def readdir(self, fh, start_id, token):
+        listing = self._dirs.get(fh)
+        if listing is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        for i in range(start_id, len(listing)):
+            name, attr = listing[i]
+            if not pyfuse3.readdir_reply(token, name, attr, i + 1):
+                break
+
+    @_guard
+    async def releasedir(self, fh):
+        self._dirs.pop(fh, None)
+
+    # -- files -------------------------------------------------------------------------
+
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    @_guard
+    async def open(self, inode, flags, ctx=None):
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        tree = self._tree
+        node = tree.files.get(inode)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children else errno.ENOENT)
+        path = tree.paths[inode]
+        try:
+            fd = node.open()
+        except OSError as exc:
+            log.debug("iterfs: open %s: %s", path, exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("iterfs: open %s (%s) failed", path, node.name_hint or node.open)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        if type(fd) is not int or fd < 0:
+            log.error("iterfs: open %s: %r returned %r, not an fd", path, node.open, fd)
+            raise pyfuse3.FUSEError(errno.EIO)
+        fh = self._new_fh()
+        h = self._handles[fh] = _Handle(fd, path)
+        if self._nursery is not None:  # every open is followed by a read: start now
+            h.pending = True
+            self._nursery.start_soon(self._prefetch, h)
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
+
+    # read() is the hot path: no decorator, and no thread round-trip when the buffer
+    # already covers the request. The reply is a memoryview of a chunk (no copy);
+    # pyfuse3 copies it into the reply at once.
+    async def read(self, fh, off, size):
+        h = self._handles.get(fh)
+        if h is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        end = off + size
+        if end > h.size:
+            if not h.eof:
+                try:
+                    return await self._read_more(h, off, end)
+                except pyfuse3.FUSEError:
+                    raise
+                except Exception:
+                    log.exception("iterfs: read %s failed", h.path)
+                    raise pyfuse3.FUSEError(errno.EIO) from None
+            end = h.size
+            if off >= end:
+                return b""
+        elif h.size - end < h.ahead and not h.pending and not h.eof and self._nursery:
+            h.pending = True
+            self._nursery.start_soon(self._prefetch, h)
+        return h.slice(off, end)
+
+    async def _read_more(self, h: _Handle, off: int, end: int):
+        async with h.lock:
+            if end > h.size and not h.eof and h.error is None:
+                await self._fill_locked(h, end - h.size)
+            if end > h.size:
+                if not h.eof:  # a short reply would read as EOF: never truncate silently
+                    raise pyfuse3.FUSEError(errno.EIO)
+                end = h.size
+                if off >= end:
+                    return b""
+            if not h.eof and not h.pending and self._nursery is not None:
+                h.pending = True
+                self._nursery.start_soon(self._prefetch, h)
+            return h.slice(off, end)
+
+    async def _fill_locked(self, h: _Handle, need: int) -> None:
+        """Read at least max(need, h.ahead) more bytes into `h`; caller holds h.lock."""
+        if h.fd < 0:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        want = max(need, h.ahead)
+        h.ahead = min(h.ahead * 2, READAHEAD_MAX)
+        views = h.views
+        pool = self._pool
+        while len(views) << CHUNK_SHIFT < h.size + want:
+            views.append(pool.pop() if pool else memoryview(mmap.mmap(-1, CHUNK, flags=mmap.MAP_PRIVATE)))
+        got, eof, exc = await trio.to_thread.run_sync(
+            _fill, h.fd, views, h.size, want, limiter=self.limiter
+        )
+        h.size += got
+        h.eof = eof
+        if exc is not None:
+            h.error = exc
+            log.error("iterfs: reading %s failed after %d bytes: %s", h.path, h.size, exc)
+
+    async def _prefetch(self, h: _Handle) -> None:
+        # Runs in serve()'s nursery: an exception here would end the session.
+        try:
+            async with h.lock:
+                if h.fd >= 0 and not h.eof and h.error is None:
+                    await self._fill_locked(h, 0)
+        except Exception:
+            log.exception("iterfs: background read of %s failed", h.path)
+            if h.error is None:
+                h.error = OSError(errno.EIO, "background read failed")
+        finally:
+            h.pending = False
+
+    @_guard
+    async def release(self, fh):
+        h = self._handles.pop(fh, None)
+        if h is None:
+            return
+        if h.lock.locked():
+            # Wait for the fill in flight (a killed reader's, or a background one) so
+            # its fd cannot be closed, reused and then read, nor its chunks recycled.
+            async with h.lock:
+                self._close(h)
+        else:
+            self._close(h)
+
+    # -- everything that would change the tree -----------------------------------------
+
+    setattr = _erofs("setattr")
+    write = _erofs("write")
+    create = _erofs("create")
+    mknod = _erofs("mknod")
+    mkdir = _erofs("mkdir")
+    unlink = _erofs("unlink")
+    rmdir = _erofs("rmdir")
+    rename = _erofs("rename")
+    symlink = _erofs("symlink")
+    link = _erofs("link")
+    setxattr = _erofs("setxattr")
+    removexattr = _erofs("removexattr")
+
+
+# -- the session -----------------------------------------------------------------------
+#
+# pyfuse3 keeps one session per process in module globals, and its terminate()/close()
+# dereference that session unchecked: calling them with no session crashes the process.
+# _Session records whether one is live so terminate() is safe at any time, from the
+# trio thread (a signal receiver loop) or from any other thread.
+
+
+class _Session:
+    active = False
+    serving = False
+    stop = False
+    token: trio.lowlevel.TrioToken | None = None
+
+
+async def serve(
+    ops: IterFS,
+    mountpoint: str,
+    *,
+    fsname: str = "iterfs",
+    allow_other: bool = True,
+    debug: bool = False,
+    max_tasks: int | None = None,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Mount `ops` on `mountpoint`, serve until terminate() or unmount, then unmount."""
+    if _Session.active:
+        raise MountError("pyfuse3 serves one mount per process; one is already active")
+    options = {f"fsname={fsname}", "ro", "default_permissions", "nosuid", "nodev", "noatime"}
+    if allow_other:
+        options.add("allow_other")
+    if debug:
+        options.add("debug")
+    if max_tasks is None:
+        # Every request in flight holds one pyfuse3 task; leave room for metadata
+        # requests beyond the reads that may wait on the thread limiter.
+        max_tasks = max(99, 2 * int(ops.limiter.total_tokens) + 32)
+    _Session.stop = False
+    try:
+        pyfuse3.init(ops, os.fspath(mountpoint), options)
+    except RuntimeError as exc:
+        if "mount" in str(exc):  # the session exists but is not mounted
+            pyfuse3.close(unmount=False)
+        raise MountError(f"cannot mount iterfs on {mountpoint}: {exc}") from exc
+    _Session.active = True
+    try:
+        async with trio.open_nursery() as nursery:
+            ops._nursery = nursery
+            _Session.token = trio.lowlevel.current_trio_token()
+            _Session.serving = True
+            log.info("iterfs: mounted on %s", mountpoint)
+            task_status.started()
+            if not _Session.stop:
+                await pyfuse3.main(max_tasks=max_tasks)
+            _Session.serving = False
+            ops._nursery = None
+            # Background fills still running finish their current read (a thread
+            # cannot be cancelled); none starts any more.
+    finally:
+        _Session.serving = False
+        _Session.token = None
+        ops._nursery = None
+        try:
+            pyfuse3.close(unmount=True)
+        finally:
+            _Session.active = False
+            ops.close_all()
+            log.info("iterfs: unmounted %s", mountpoint)
+
+
+def _terminate_here() -> None:
+    _Session.stop = True
+    if _Session.serving:
+        pyfuse3.terminate()
+
+
+def terminate() -> None:
+    """End a running serve(): from its trio thread, a signal handler loop or another thread.
+
+    A no-op when nothing is being served.
+    """
+    token = _Session.token
+    if token is None:
+        _Session.stop = True
+        return
+    try:
+        current = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        current = None
+    if current is token:
+        _terminate_here()
+        return
+    try:
+        trio.from_thread.run_sync(_terminate_here, trio_token=token)
+    except trio.RunFinishedError:
+        pass
