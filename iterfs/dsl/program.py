@@ -19,7 +19,7 @@ from ..programs import MAP_RODATA, Program, load_iterator_program, target_name
 from . import assemble
 from . import iter as it
 
-__all__ = ["IterProgram", "ProgramSpec", "Field", "Addr", "Const", "MAX_PRINTF_ARGS"]
+__all__ = ["IterProgram", "ProgramSpec", "Field", "Addr", "Const", "Stack", "MAX_PRINTF_ARGS"]
 
 MAX_PRINTF_ARGS = 12
 _SIZES = {1: "b", 2: "h", 4: "w", 8: "dw"}
@@ -46,6 +46,12 @@ class Addr:
 @dataclasses.dataclass(frozen=True)
 class Const:
     value: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """A u64 the program stored at r10 + off."""
+    off: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,10 +207,17 @@ class IterProgram:
         elif isinstance(arg, (int, Const)):
             v = arg.value if isinstance(arg, Const) else arg
             self.emit(asm.mov(dst, v) if -2**31 <= v < 2**31 else asm.ld_imm64(dst, v))
+        elif isinstance(arg, Stack):
+            self.emit(asm.ldx("dw", dst, "r10", arg.off))
         elif isinstance(arg, str):
             self.emit(asm.mov(dst, asm.reg(arg)))
         else:
             raise TypeError(f"seq_printf argument {arg!r}: int, register, Field, Addr or Const")
+
+    def probe_read(self, dst_off: int, size: int, src: str) -> None:
+        """bpf_probe_read_kernel(r10 + dst_off, size, src): for memory BTF cannot type."""
+        self.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", dst_off), asm.mov("r2", size),
+                  asm.mov("r3", asm.reg(src)), asm.call(asm.Helper.probe_read_kernel))
 
     # --- output ---
     def seq_printf(self, fmt: str, *args) -> None:

@@ -1,0 +1,182 @@
+"""iterfs command line: mount, umount, ls, cat, disasm, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+
+log = logging.getLogger("iterfs")
+
+
+def _catalog_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", action="append", default=[], metavar="DIR",
+                   help="also load catalog modules (*.py) from DIR (repeatable)")
+    p.add_argument("--no-builtin", action="store_true", help="skip the built-in catalog")
+    p.add_argument("--btf", metavar="FILE", help="kernel BTF to read types from "
+                   "(default /sys/kernel/btf/vmlinux)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="iterfs", description="A /proc replacement: files computed "
+                                 "by BPF iterators, served over FUSE.")
+    ap.add_argument("--version", action="version", version=f"iterfs {__version__}")
+    ap.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("mount", help="mount the catalog and serve it until unmounted or signalled")
+    m.add_argument("mountpoint", nargs="?", default="/run/iterfs")
+    m.add_argument("--pin-root", default=None, metavar="DIR",
+                   help="bpffs directory for the links' pins (default /sys/fs/bpf/iterfs)")
+    m.add_argument("--no-allow-other", action="store_true",
+                   help="only the mounting user may read the mount")
+    _catalog_args(m)
+
+    u = sub.add_parser("umount", help="unmount a running iterfs (also clears a stale mount)")
+    u.add_argument("mountpoint", nargs="?", default="/run/iterfs")
+
+    ls = sub.add_parser("ls", help="list the catalog: path, target, mode, support")
+    _catalog_args(ls)
+
+    c = sub.add_parser("cat", help="run one catalog file's iterator and print its output")
+    c.add_argument("path")
+    _catalog_args(c)
+
+    d = sub.add_parser("disasm", help="print a catalog file's program listing")
+    d.add_argument("path")
+    _catalog_args(d)
+
+    sub.add_parser("doctor", help="check this machine for everything iterfs needs")
+    return ap
+
+
+class UsageError(Exception):
+    pass
+
+
+def _btf(args):
+    from .btf import BTF
+    return BTF.load(args.btf) if args.btf else BTF.vmlinux()
+
+
+def _entries(args, btf=None):
+    from . import catalog
+    entries = catalog.discover(args.catalog, builtin=not args.no_builtin)
+    return catalog.check(entries, btf) if btf is not None else entries
+
+
+def _find(args, btf):
+    path = args.path.strip("/")
+    for prefix in ("run/iterfs/",):
+        path = path.removeprefix(prefix)
+    for e in _entries(args, btf):
+        if e.spec is not None and e.spec.path == path:
+            if e.error:
+                raise UsageError(f"{path}: module {e.module} is broken: {e.error}")
+            if e.unsupported:
+                raise UsageError(f"{path} is not supported here: {e.unsupported}")
+            return e.spec
+    raise UsageError(f"no catalog file '{path}' (see: iterfs ls)")
+
+
+def cmd_mount(args) -> int:
+    from .daemon import PIN_ROOT, Config, run
+    run(Config(mountpoint=os.path.abspath(args.mountpoint), pin_root=args.pin_root or PIN_ROOT,
+               catalog_dirs=tuple(args.catalog), builtin=not args.no_builtin, btf_path=args.btf,
+               allow_other=not args.no_allow_other, debug=args.debug))
+    return 0
+
+
+def cmd_umount(args) -> int:
+    from .daemon import fusermount_u, mount_state
+    mp = os.path.abspath(args.mountpoint)
+    what, state = mount_state(mp)
+    if not state:
+        raise UsageError(f"nothing is mounted on {mp}")
+    if what != "iterfs":
+        raise UsageError(f"{mp} holds a {what} filesystem, not iterfs: not touching it")
+    r = fusermount_u(mp, lazy=state == "stale")
+    if r.returncode:
+        raise UsageError(f"cannot unmount {mp}: {r.stderr.strip() or r.returncode}")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    btf = _btf(args)
+    rows = [("PATH", "TARGET", "MODE", "STATUS")]
+    for e in _entries(args, btf):
+        if e.spec is None:
+            rows.append((f"({e.module})", "-", "-", f"broken: {e.error}"))
+            continue
+        status = (f"broken: {e.error}" if e.error else
+                  f"unsupported: {e.unsupported}" if e.unsupported else "iterator")
+        rows.append((e.spec.path, e.spec.target, f"{e.spec.mode:04o}", status))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+    return 0
+
+
+def cmd_cat(args) -> int:
+    from . import catalog
+    btf = _btf(args)
+    out = catalog.read_once(_find(args, btf), btf)
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_disasm(args) -> int:
+    from . import asm
+    btf = _btf(args)
+    spec = _find(args, btf)
+    prog = spec.build(btf)
+    print(f"; {spec.path}: iter/{prog.target}, {len(prog.bytecode) // 8} slots, "
+          f"{len(prog.rodata)} bytes of rodata (map[idx:0])")
+    print(asm.listing(prog.bytecode))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_checks
+    return run_checks()
+
+
+COMMANDS = {"mount": cmd_mount, "umount": cmd_umount, "ls": cmd_ls, "cat": cmd_cat,
+            "disasm": cmd_disasm, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="iterfs: %(message)s" if not args.debug
+                        else "iterfs: %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # every user-facing failure is one line; --debug shows where
+        if args.debug:
+            raise
+        print(f"iterfs: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _expected(e: BaseException) -> bool:
+    from .btf import BTFError
+    from .daemon import DaemonError
+    from .fs import MountError
+    return isinstance(e, (OSError, ValueError, LookupError, BTFError, DaemonError, MountError,
+                          UsageError, NotADirectoryError))
+
+
+def _one_line(e: BaseException) -> str:
+    msg = " ".join((str(e) or type(e).__name__).split())
+    if not _expected(e):
+        msg = f"internal error: {type(e).__name__}: {msg} (run with --debug for the traceback)"
+    return msg

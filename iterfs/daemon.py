@@ -1,0 +1,267 @@
+"""The iterfs daemon: load the catalog, pin its links, serve the FUSE mount, handle signals."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import trio
+
+from . import catalog, fs, programs
+from .btf import BTF
+from .syscall import missing_caps
+
+log = logging.getLogger("iterfs")
+
+__all__ = ["Config", "Daemon", "DaemonError", "prepare_mountpoint", "notify", "mount_state"]
+
+PIN_ROOT = f"{programs.BPFFS}/iterfs"
+
+
+class DaemonError(Exception):
+    """A condition the user must fix: one line, says what to do."""
+
+
+@dataclasses.dataclass
+class Config:
+    mountpoint: str = "/run/iterfs"
+    pin_root: str = PIN_ROOT
+    catalog_dirs: tuple[str, ...] = ()
+    builtin: bool = True
+    btf_path: str | None = None
+    allow_other: bool = True
+    debug: bool = False
+
+
+def notify(state: str) -> None:
+    """sd_notify(3): send state to $NOTIFY_SOCKET if systemd gave us one."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(state.encode())
+
+
+def mount_state(mountpoint: str) -> tuple[str, str]:
+    """(what, state) of whatever is mounted at mountpoint: what is "iterfs" for an iterfs
+    mount, else its fstype; state is "" (nothing mounted), "live" or "stale" (a FUSE
+    session whose daemon died: ENOTCONN)."""
+    mp = os.path.realpath(mountpoint)
+    what = ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mp:
+                sep = fields.index("-")
+                fstype, source = fields[sep + 1], fields[sep + 2]
+                what = "iterfs" if fstype.startswith("fuse") and source == "iterfs" else fstype
+    if not what:
+        return "", ""
+    try:
+        os.statvfs(mp)  # statfs always reaches the daemon; a cached stat may not
+    except OSError as e:
+        if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+            return what, "stale"
+        raise
+    return what, "live"
+
+
+def fusermount_u(mountpoint: str, lazy: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["fusermount3", "-u"] + (["-z"] if lazy else []) + [mountpoint],
+                          capture_output=True, text=True)
+
+
+def prepare_mountpoint(mountpoint: str) -> None:
+    """Make mountpoint ready: create it, clear a stale iterfs mount, refuse a busy one."""
+    what, state = mount_state(mountpoint)
+    if state == "stale":
+        log.warning("clearing a stale mount on %s left by a daemon that died", mountpoint)
+        r = fusermount_u(mountpoint, lazy=True)
+        if r.returncode:
+            raise DaemonError(f"cannot clear the stale mount on {mountpoint}: {r.stderr.strip()} "
+                              f"(try: umount -l {mountpoint})")
+        what, state = mount_state(mountpoint)
+    if state == "live":
+        who = "a live iterfs" if what == "iterfs" else f"a {what} filesystem"
+        raise DaemonError(f"{mountpoint} is busy: {who} is mounted there "
+                          f"(stop it first: iterfs umount {mountpoint})")
+    os.makedirs(mountpoint, exist_ok=True)
+    if not os.path.isdir(mountpoint):
+        raise DaemonError(f"{mountpoint} is not a directory")
+    if os.listdir(mountpoint):
+        raise DaemonError(f"{mountpoint} is not empty: iterfs would hide its files "
+                          f"(choose an empty directory)")
+
+
+def check_privileges() -> None:
+    lacking = missing_caps()
+    if os.geteuid() != 0 and lacking:
+        raise DaemonError(f"iterfs mount needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load "
+                          f"BPF programs and mount FUSE); this process lacks {', '.join(lacking)}: "
+                          f"run it as root or from the systemd unit")
+    if lacking:
+        raise DaemonError(f"iterfs mount needs CAP_BPF and CAP_PERFMON; this process lacks "
+                          f"{', '.join(lacking)}")
+    if not os.path.exists("/dev/fuse"):
+        raise DaemonError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+    if shutil.which("fusermount3") is None:
+        raise DaemonError("fusermount3 is missing: install fuse3 (apt-get install fuse3)")
+
+
+class Daemon:
+    """Owns the loaded catalog: links pinned under pin_root, the FUSE ops serving them."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.btf: BTF | None = None
+        self.loaded: dict[str, catalog.Loaded] = {}
+        self.entries: list[catalog.Entry] = []
+        self.ops: fs.IterFS | None = None
+
+    # --- catalog ---
+    def load_btf(self) -> BTF:
+        path = self.config.btf_path
+        self.btf = BTF.load(path) if path else BTF.vmlinux()
+        return self.btf
+
+    def _pin_path(self, path: str) -> str:
+        return os.path.join(self.config.pin_root, path)
+
+    def _node(self, loaded: catalog.Loaded) -> fs.FileNode:
+        link = loaded.link
+        return fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
+
+    def load_catalog(self) -> dict[str, fs.FileNode]:
+        """(Re)load every catalog entry. Paths whose target and parameters are unchanged keep
+        their link and pin: the new program is swapped in with BPF_LINK_UPDATE."""
+        self.entries = catalog.check(catalog.discover(self.config.catalog_dirs,
+                                                      builtin=self.config.builtin), self.btf)
+        new: dict[str, catalog.Loaded] = {}
+        for e in self.entries:
+            if e.error:
+                log.error("catalog module %s skipped: %s", e.module, e.error)
+                continue
+            if e.unsupported:
+                log.warning("%s unsupported: %s", e.spec.path, e.unsupported)
+                continue
+            try:
+                new[e.spec.path] = self._load_one(e.spec)
+            except Exception as exc:  # one bad file never stops the others
+                e.error = f"{type(exc).__name__}: {exc}" if self.config.debug else str(exc)
+                log.error("%s (from %s) skipped: %s", e.spec.path, e.module, exc)
+        for path, old in self.loaded.items():
+            if path not in new:
+                programs.unpin(self._pin_path(path), prune_to=self.config.pin_root)
+                old.close()
+        self.loaded = new
+        return {p: self._node(ld) for p, ld in new.items()}
+
+    def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
+        old = self.loaded.get(spec.path)
+        if old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params):
+            prog = spec.build(self.btf).load(btf=self.btf)
+            try:
+                old.link.update(prog)
+            except BaseException:
+                prog.close()
+                raise
+            old.program.close()
+            return catalog.Loaded(spec, prog, old.link)
+        loaded = catalog.load(spec, self.btf)
+        try:
+            programs.pin(loaded.link.fd, self._pin_path(spec.path))
+        except BaseException:
+            loaded.close()
+            raise
+        if old:
+            old.close()
+        return loaded
+
+    def clear_pins(self) -> None:
+        """Remove the pin tree (stale pins of an earlier run, or ours at exit)."""
+        root = self.config.pin_root
+        if not os.path.isdir(root):
+            return
+        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+            for f in filenames:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, f))
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+    def close(self) -> None:
+        self.clear_pins()
+        for ld in self.loaded.values():
+            ld.close()
+        self.loaded = {}
+
+    def reload(self) -> None:
+        log.info("reloading the catalog")
+        try:
+            files = self.load_catalog()
+        except Exception as exc:
+            log.error("reload failed, keeping the old catalog: %s", exc)
+            return
+        self.ops.replace(files)
+        log.info("reloaded: %d files", len(files))
+
+    # --- lifecycle ---
+    def start(self) -> dict[str, fs.FileNode]:
+        """Everything before the mount: checks, BTF, bpffs, pins, programs."""
+        check_privileges()
+        self.load_btf()
+        prepare_mountpoint(self.config.mountpoint)
+        programs.ensure_bpffs()
+        self.clear_pins()
+        files = self.load_catalog()
+        if not files:
+            raise DaemonError("no catalog file could be loaded (see the errors above)")
+        return files
+
+    async def serve(self, files: dict[str, fs.FileNode]) -> None:
+        self.ops = fs.IterFS(files)
+        async with trio.open_nursery() as nursery:
+            async def mount(task_status=trio.TASK_STATUS_IGNORED):
+                await fs.serve(self.ops, self.config.mountpoint, allow_other=self.config.allow_other,
+                               debug=self.config.debug and os.environ.get("ITERFS_FUSE_DEBUG") == "1",
+                               task_status=task_status)
+                nursery.cancel_scope.cancel()  # unmounted: stop listening for signals
+
+            nursery.start_soon(self._signals)
+            await nursery.start(mount)
+            # the mount answers once a stat through it comes back
+            await trio.to_thread.run_sync(os.stat, os.path.join(self.config.mountpoint, "."))
+            log.info("ready: %d files on %s", len(files), self.config.mountpoint)
+            notify("READY=1\nSTATUS=serving %d files" % len(files))
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+            async for sig in sigs:
+                if sig == signal.SIGHUP:
+                    notify("RELOADING=1")
+                    await trio.to_thread.run_sync(self.reload)
+                    notify("READY=1")
+                else:
+                    log.info("%s: unmounting", signal.Signals(sig).name)
+                    notify("STOPPING=1")
+                    fs.terminate()
+                    return
+
+
+def run(config: Config) -> None:
+    daemon = Daemon(config)
+    try:
+        files = daemon.start()
+        trio.run(daemon.serve, files)
+    finally:
+        daemon.close()

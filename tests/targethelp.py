@@ -1,0 +1,288 @@
+"""Shared utilities for tests/test_targets.py: running an IterProgram to EOF, builder gaps
+(typed helper calls, seq_write of a register), and independent readers of /proc.
+
+Nothing here reads iterfs's own output: the /proc readers are the independent side of every
+comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import struct
+import subprocess
+import sys
+import time
+
+from iterfs import asm, syscall
+from iterfs.dsl.program import IterProgram
+from iterfs.programs import read_all, with_iterator
+
+
+# --------------------------------------------------------------------- running programs
+
+def run(p: IterProgram, default_action: str = "continue", **params) -> str:
+    """Build, load, link (with iterator parameters), read to EOF, close everything."""
+    spec = p.build(default_action)
+    with spec.load() as prog, with_iterator(prog, **params) as it:
+        return it.read().decode()
+
+
+@contextlib.contextmanager
+def opened(p: IterProgram, default_action: str = "continue", **params):
+    """Load and link the program; yields read(): a fresh iterator session read to EOF.
+    (For checks whose independent side must see the program's own BPF objects.)"""
+    spec = p.build(default_action)
+    with spec.load() as prog, with_iterator(prog, **params) as it:
+        first = [it]
+
+        def read() -> str:
+            if first:
+                return first.pop().read().decode()
+            with syscall.Fd(it.link.new_iter().detach()) as fd:
+                return read_all(fd.fd).decode()
+        yield read
+
+
+def lines(text: str) -> list[list[str]]:
+    return [ln.split() for ln in text.splitlines() if ln.strip()]
+
+
+def require_loadable(target: str) -> None:
+    """xfail (with the reason) when this kernel refuses even `r0 = 0; exit` for `target`.
+
+    On this VM BPF_PROG_LOAD fails with EPERM, before the verifier looks at a single
+    instruction ("processed 0 insns"), for exactly the three targets whose context holds
+    PTR_TO_BUF map memory: bpf_map_elem, bpf_sk_storage_map and sockmap; as root with every
+    capability, no LSM, no lockdown. Mainline 6.18 has no EPERM on that path
+    (check_attach_btf_id → bpf_iter_prog_supported returns 0/-EINVAL/-ENOMEM): the kernel
+    is patched, like the one that hides pid 1 from the task iterator. Anything other than
+    EPERM is a real failure."""
+    from iterfs.programs import load_iterator_program
+    try:
+        load_iterator_program(asm.assemble([asm.mov("r0", 0), asm.exit_insn()]), target).close()
+    except syscall.BPFError as e:
+        if e.errno == errno.EPERM:
+            import pytest
+            pytest.xfail(f"this kernel refuses every {target} iterator program with EPERM "
+                         f"(even `r0 = 0; exit`): {e}")
+        raise
+
+
+# --------------------------------------------------------------------- builder gaps
+
+def call_typed(p: IterProgram, helper, arg: str, struct: str, dst: str | None = None) -> str:
+    """dst = helper(arg) for helpers returning a BTF-typed pointer or NULL (bpf_skc_to_*):
+    the verifier types r0 as PTR_TO_BTF_ID_OR_NULL of `struct`; the caller null-checks it."""
+    dst = dst or p.reg()
+    p.emit(asm.mov("r1", asm.reg(arg)), asm.call(helper), asm.mov(dst, asm.Reg.R0))
+    p.typed(dst, struct)
+    return dst
+
+
+def seq_write_reg(p: IterProgram, reg: str, size: int) -> None:
+    """bpf_seq_write(seq, reg, size): raw bytes from memory a register points at (a map
+    element's key/value buffer, a stack buffer)."""
+    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "seq")),
+           asm.mov("r2", asm.reg(reg)), asm.mov("r3", size), asm.call(asm.Helper.seq_write))
+
+
+def ctx_raw(p: IterProgram, field: str, dst: str | None = None) -> str:
+    """dst = ctx->field for context pointers IterProgram cannot type (void *key/value)."""
+    dst = dst or p.reg()
+    off = p.btf.offsetof(f"bpf_iter__{p.target}", field)
+    p.emit(asm.ldx("dw", dst, p.ctx, off))
+    return dst
+
+
+def skip_if_null(p: IterProgram, reg: str, label: str) -> None:
+    p.emit(asm.jmp("jeq", reg, 0, label))
+
+
+# --------------------------------------------------------------------- BTF blobs / maps
+
+BPF_BTF_LOAD = 18
+
+
+class BtfLoadAttr(ctypes.Structure):
+    """union bpf_attr for BPF_BTF_LOAD: btf, btf_log_buf, btf_size, btf_log_size,
+    btf_log_level, btf_log_true_size, btf_flags, btf_token_fd."""
+    _fields_ = [("btf", ctypes.c_uint64), ("btf_log_buf", ctypes.c_uint64),
+                ("btf_size", ctypes.c_uint32), ("btf_log_size", ctypes.c_uint32),
+                ("btf_log_level", ctypes.c_uint32), ("btf_log_true_size", ctypes.c_uint32),
+                ("btf_flags", ctypes.c_uint32), ("btf_token_fd", ctypes.c_int32)]
+
+
+def btf_load(blob: bytes) -> syscall.Fd:
+    data = ctypes.create_string_buffer(blob, len(blob))
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = BtfLoadAttr(btf=ctypes.addressof(data), btf_size=len(blob),
+                       btf_log_buf=ctypes.addressof(log), btf_log_size=len(log), btf_log_level=1)
+    try:
+        return syscall.Fd(syscall.bpf(BPF_BTF_LOAD, attr))
+    except syscall.BPFError as e:
+        raise OSError(e.errno, f"BPF_BTF_LOAD: {os.strerror(e.errno)}: "
+                               f"{log.value.decode(errors='replace')}") from None
+
+
+def map_create_btf(map_type: int, key_size: int, value_size: int, max_entries: int, *,
+                   flags: int = 0, name: str = "", btf_fd: int = 0, key_type_id: int = 0,
+                   value_type_id: int = 0) -> syscall.Fd:
+    """BPF_MAP_CREATE with BTF key/value types (syscall.map_create has no BTF arguments)."""
+    attr = syscall.MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
+                                 max_entries=max_entries, map_flags=flags,
+                                 map_name=name.encode()[:15], btf_fd=btf_fd,
+                                 btf_key_type_id=key_type_id, btf_value_type_id=value_type_id)
+    return syscall.Fd(syscall.bpf(syscall.Cmd.MAP_CREATE, attr))
+
+
+# --------------------------------------------------------------------- /proc readers
+
+def proc_pids() -> list[int]:
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def proc_task_tids(pid: int) -> set[int]:
+    try:
+        return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    except FileNotFoundError:
+        return set()
+
+
+def proc_all_tids() -> set[int]:
+    out: set[int] = set()
+    for pid in proc_pids():
+        out |= proc_task_tids(pid)
+    return out
+
+
+def pidns_hidden_tids() -> set[int]:
+    """Threads of every process whose /proc/<pid>/ns/pid even root may not read (EACCES).
+
+    On this VM that is the init process (pid 1, `process_api`) and its threads: /proc lists
+    them, but ptrace-style access to them is refused, and the kernel's task iterator skips the
+    whole thread group. Computed here from /proc alone, without any BPF."""
+    hidden: set[int] = set()
+    for pid in proc_pids():
+        try:
+            os.readlink(f"/proc/{pid}/ns/pid")
+        except PermissionError:
+            hidden |= proc_task_tids(pid)
+        except OSError:
+            pass  # exited meanwhile (ENOENT) or a zombie
+    return hidden
+
+
+def proc_maps_ranges(pid: int) -> list[tuple[int, int, str]]:
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for ln in f:
+            parts = ln.split(maxsplit=5)
+            lo, hi = parts[0].split("-")
+            out.append((int(lo, 16), int(hi, 16), parts[5].strip() if len(parts) > 5 else ""))
+    return out
+
+
+def proc_net_inodes(*names: str, column: str = "inode") -> set[int]:
+    """Non-zero values of the inode column of /proc/net/<name> files (header-located)."""
+    out: set[int] = set()
+    for name in names:
+        with open(f"/proc/net/{name}") as f:
+            header = f.readline().split()
+            # tcp/udp headers split "tm->when" and "timeout inode" like their records do,
+            # except that "tx_queue rx_queue" is one record column and "tr tm->when" another
+            rows = [ln.split() for ln in f if ln.strip()]
+        idx = _inode_index(name, header)
+        for r in rows:
+            ino = int(r[idx])
+            if ino:
+                out.add(ino)
+    return out
+
+
+def _inode_index(name: str, header: list[str]) -> int:
+    if name in ("tcp", "tcp6", "udp", "udp6"):
+        return 9  # sl local rem st tx:rx tr:tm retrnsmt uid timeout inode
+    if name == "unix":
+        return 6  # Num RefCount Protocol Flags Type St Inode [Path]
+    if name == "netlink":
+        return header.index("Inode")
+    raise ValueError(name)
+
+
+def bracket(proc_read, iter_read, *, tries: int = 5):
+    """(before, iterated, after) with before == after if the system held still for one of
+    `tries` attempts; the caller asserts exact equality then, bounds otherwise."""
+    for _ in range(tries):
+        before = proc_read()
+        got = iter_read()
+        after = proc_read()
+        if before == after:
+            break
+    return before, got, after
+
+
+# --------------------------------------------------------------------- child processes
+
+_THREADS_CHILD = r"""
+import sys, threading
+n = int(sys.argv[1])
+ev = threading.Event()
+ts = [threading.Thread(target=ev.wait, daemon=True) for _ in range(n)]
+for t in ts: t.start()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def threaded_child(nthreads: int):
+    """A python child with 1 + nthreads threads, blocked until the context ends."""
+    proc = subprocess.Popen([sys.executable, "-c", _THREADS_CHILD, str(nthreads)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 5
+        while len(proc_task_tids(proc.pid)) != nthreads + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield proc
+    finally:
+        kill(proc)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, 9)
+    proc.wait(timeout=10)
+    for s in (proc.stdin, proc.stdout):
+        if s is not None:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def u32(x: int) -> bytes:
+    return struct.pack("<I", x)
+
+
+ENOENT = errno.ENOENT
+
+
+def sock_inode(p: IterProgram, sock_ptr, dst: str) -> None:
+    """dst = SOCK_INODE(<sock_ptr>)->i_ino, the inode /proc/net/* prints (0 without a socket).
+
+    `sock_ptr` is a Field naming a `struct socket *` (e.g. Field(sk, "sk_socket")). struct
+    socket is embedded in struct socket_alloc next to its inode; the verifier will not let a
+    typed load go past struct socket, so the i_ino is read with bpf_probe_read_kernel at the
+    BTF offset of socket_alloc.vfs_inode.i_ino. Works for kernel sockets too (which have no
+    struct file, so sk_socket->file->f_inode would be NULL for them)."""
+    slot = p.stack(8)
+    off = p.btf.offsetof("socket_alloc", "vfs_inode.i_ino") \
+        - p.btf.offsetof("socket_alloc", "socket")
+    p.ptr(sock_ptr, dst="r3")
+    p.emit(asm.alu("add", "r3", off),
+           asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", slot), asm.mov("r2", 8),
+           asm.call(asm.Helper.probe_read_kernel),
+           asm.ldx("dw", dst, "r10", slot))

@@ -1,0 +1,252 @@
+"""The daemon on a real FUSE mount: reads, /proc agreement, concurrency, signals, bad input."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+import procfs
+from daemonhelp import Daemon, cleanup, pin_root_for, run_cli
+from iterfs import syscall
+from iterfs.daemon import mount_state
+
+pytestmark = pytest.mark.fuse
+
+TASK_LINE = re.compile(rb"^ *(\d+) +(\d+) +(\d+) +(\d+) ([RSDTtXZPI]) (.*)$")
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    mp = str(tmp_path / "mnt")
+    d = Daemon(mp, pin_root_for(tmp_path))
+    try:
+        yield d.start()
+    finally:
+        d.stop()
+
+
+def parse_tasks(data: bytes) -> dict[int, tuple]:
+    lines = data.split(b"\n")
+    assert lines[0] == b"   TGID     TID    PPID   UID S COMM"
+    assert lines[-1] == b""
+    rows = {}
+    for ln in lines[1:-1]:
+        m = TASK_LINE.match(ln)
+        assert m, ln
+        tgid, tid, ppid, uid = (int(x) for x in m.groups()[:4])
+        assert tid not in rows
+        rows[tid] = (tgid, ppid, uid, m.group(5).decode(), m.group(6))
+    return rows
+
+
+PF_WQ_WORKER = 0x20
+
+
+def proc_task(tid: int):
+    """(tgid, ppid, uid, state, comm, flags) as /proc/<tid>/stat and status print them."""
+    st, s = procfs.stat(tid), procfs.status(tid)
+    return (int(s["Tgid"]), int(st[3]), int(s["Uid"].split()[0]), st[2], st[1].encode(), int(st[8]))
+
+
+def same_name(ours: bytes, proc: bytes, flags: int) -> bool:
+    """Equal, except the "+desc"/"-desc" a workqueue worker shows: the work item it ran last,
+    which changes between two reads of /proc itself."""
+    if ours == proc:
+        return True
+    if not flags & PF_WQ_WORKER:
+        return False
+    return re.split(rb"[-+]", ours, 1)[0] == re.split(rb"[-+]", proc, 1)[0]
+
+
+def test_every_way_of_reading(mounted):
+    f = os.path.join(mounted.mountpoint, "tasks")
+    assert os.listdir(mounted.mountpoint) == ["tasks"]
+    st = os.stat(f)
+    assert st.st_size == 0 and st.st_mode & 0o777 == 0o444
+    cat = subprocess.run(["cat", f], capture_output=True, check=True).stdout
+    parse_tasks(cat)
+    with open(f, "rb") as fh:
+        parse_tasks(fh.read())
+    # pread at odd offsets within one open session returns that session's bytes
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        whole = b""
+        while chunk := os.pread(fd, 65536, len(whole)):
+            whole += chunk
+        parse_tasks(whole)
+        for off in (1, 7, 333, len(whole) // 3, len(whole) - 5):
+            assert os.pread(fd, 11, off) == whole[off:off + 11]
+        assert os.pread(fd, 10, len(whole) + 100) == b""
+    finally:
+        os.close(fd)
+    # one byte at a time
+    with open(f, "rb", buffering=0) as fh:
+        onebyte = b"".join(iter(lambda: fh.read(1), b""))
+    parse_tasks(onebyte)
+    assert subprocess.run(["head", "-c", "5", f], capture_output=True).stdout == b"   TG"
+    assert subprocess.run(["tail", "-n", "1", f], capture_output=True).stdout.endswith(b"\n")
+
+
+def test_tasks_match_proc(mounted, tmp_path):
+    sleeper = subprocess.Popen(["sleep", "60"])
+    stopped = subprocess.Popen(["sleep", "60"])
+    zombie = subprocess.Popen(["true"])
+    try:
+        os.kill(stopped.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (
+                procfs.stat(zombie.pid)[2] == "Z" and procfs.stat(stopped.pid)[2] == "T"
+                and procfs.stat(sleeper.pid)[2] == "S"):
+            time.sleep(0.02)
+        before = procfs.tids()
+        rows = parse_tasks(open(os.path.join(mounted.mountpoint, "tasks"), "rb").read())
+        after = procfs.tids()
+        hidden = procfs.hidden_tids()
+        assert (before & after) - hidden <= set(rows) <= (before | after) - hidden
+        assert rows[sleeper.pid][3] == "S" and rows[stopped.pid][3] == "T"
+        assert rows[zombie.pid][3] == "Z"
+        compared = 0
+        for tid, row in rows.items():
+            if tid not in after or row[0] == mounted.proc.pid:
+                continue  # the daemon's worker threads rename themselves while serving us
+            try:
+                want = proc_task(tid)
+            except FileNotFoundError:
+                continue
+            assert row[:3] == want[:3] and same_name(row[4], want[4], want[5]), (tid, row, want)
+            compared += 1
+        assert compared > 20
+    finally:
+        os.kill(stopped.pid, signal.SIGKILL)
+        for p in (sleeper, stopped):
+            p.kill()
+            p.wait()
+        zombie.wait()
+
+
+def test_32_concurrent_readers(mounted):
+    f = os.path.join(mounted.mountpoint, "tasks")
+
+    def read(_):
+        with open(f, "rb") as fh:
+            return parse_tasks(fh.read())
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        before = procfs.tids()
+        results = list(pool.map(read, range(32)))
+        stable = before & procfs.tids() - procfs.hidden_tids()
+    for r in results:  # complete: every thread alive throughout is in every reader's output
+        assert stable <= set(r)
+
+
+def test_cli_cat_matches_the_mount(mounted):
+    r = run_cli("cat", "tasks")
+    assert r.returncode == 0, r.stderr
+    via_cli = parse_tasks(r.stdout.encode())
+    via_fuse = parse_tasks(open(os.path.join(mounted.mountpoint, "tasks"), "rb").read())
+    assert set(via_cli) & set(via_fuse) >= (set(via_cli) | set(via_fuse)) - set(range(os.getpid(), 1 << 22))
+
+
+def test_pins_mirror_the_tree(mounted):
+    pinned = os.path.join(mounted.pin_root, "tasks")
+    assert os.path.exists(pinned)
+    with open(pinned, "rb") as fh:
+        parse_tasks(fh.read())
+
+
+def test_sigterm_leaves_nothing(tmp_path):
+    mp = str(tmp_path / "mnt")
+    d = Daemon(mp, pin_root_for(tmp_path)).start()
+    try:
+        links = d.link_ids()
+        assert links
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0
+        assert mount_state(mp) == ("", "")
+        assert not os.path.exists(d.pin_root)
+        assert not links & set(syscall.ids("link"))
+        assert "Traceback" not in d.output()
+    finally:
+        d.stop()
+
+
+def test_sigkill_then_restart_recovers(tmp_path):
+    mp = str(tmp_path / "mnt")
+    root = pin_root_for(tmp_path)
+    d = Daemon(mp, root).start()
+    d2 = Daemon(mp, root)
+    try:
+        d.signal(signal.SIGKILL)
+        d.wait()
+        assert mount_state(mp)[1] == "stale"
+        with pytest.raises(OSError) as e:
+            os.listdir(mp)
+        assert e.value.errno == 107  # ENOTCONN, never a hang
+        d2.start()
+        assert "stale mount" in d2.output()
+        parse_tasks(open(os.path.join(mp, "tasks"), "rb").read())
+    finally:
+        d.stop()
+        d2.stop()
+
+
+EXTRA = '''
+from iterfs.catalog import IterSpec
+from iterfs.dsl.program import Field, IterProgram
+
+def build(btf):
+    p = IterProgram("task", btf=btf)
+    t = p.ctx_ptr("task")
+    p.exit_if_null(t)
+    p.seq_printf("{fmt}", Field(t, "pid"))
+    return p.build()
+
+FILES = [IterSpec("extra/pids", "task", build)]
+'''
+
+
+def test_sighup_reloads_a_changed_module(tmp_path):
+    cat_dir = tmp_path / "catalog"
+    cat_dir.mkdir()
+    (cat_dir / "extra.py").write_text(EXTRA.replace("{fmt}", "v1 %d\\n"))
+    mp = str(tmp_path / "mnt")
+    d = Daemon(mp, pin_root_for(tmp_path), "--catalog", str(cat_dir)).start()
+    try:
+        f = os.path.join(mp, "extra", "pids")
+        assert open(f).readline().startswith("v1 ")
+        ino = os.stat(f).st_ino
+        links = d.link_ids()
+        held = open(f, "rb")  # a reader in the middle of a session keeps its own output
+        (cat_dir / "extra.py").write_text(EXTRA.replace("{fmt}", "v2 %d\\n"))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not open(f).readline().startswith("v2 "):
+            time.sleep(0.1)
+        assert open(f).readline().startswith("v2 ")
+        assert held.read().startswith(b"v1 ")
+        held.close()
+        assert os.stat(f).st_ino == ino
+        assert d.link_ids() == links  # same links: the program was swapped by BPF_LINK_UPDATE
+        assert mount_state(mp)[1] == "live"
+    finally:
+        d.stop()
+
+
+def test_busy_mountpoint_is_refused(mounted, tmp_path):
+    r = run_cli("mount", mounted.mountpoint, "--pin-root", mounted.pin_root + "-2")
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "busy" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(mounted.pin_root + "-2")
+    parse_tasks(open(os.path.join(mounted.mountpoint, "tasks"), "rb").read())
+
+
+def test_doctor_passes_here():
+    r = run_cli("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all checks passed" in r.stdout
