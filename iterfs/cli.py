@@ -33,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
                    help="bpffs directory for the links' pins (default /sys/fs/bpf/iterfs)")
     m.add_argument("--no-allow-other", action="store_true",
                    help="only the mounting user may read the mount")
+    m.add_argument("--background", action="store_true",
+                   help="detach once the mount answers (logs go to --log)")
+    m.add_argument("--log", default="/var/log/iterfs.log", metavar="FILE",
+                   help="log file of a --background daemon (default /var/log/iterfs.log)")
     _catalog_args(m)
 
     u = sub.add_parser("umount", help="unmount a running iterfs (also clears a stale mount)")
@@ -84,10 +88,45 @@ def _find(args, btf):
 
 def cmd_mount(args) -> int:
     from .daemon import PIN_ROOT, Config, run
+    if args.background:
+        return _background(args)
     run(Config(mountpoint=os.path.abspath(args.mountpoint), pin_root=args.pin_root or PIN_ROOT,
                catalog_dirs=tuple(args.catalog), builtin=not args.no_builtin, btf_path=args.btf,
                allow_other=not args.no_allow_other, debug=args.debug))
     return 0
+
+
+def _background(args) -> int:
+    """Start the same mount detached and return once it is ready (READY=1 on a private
+    NOTIFY_SOCKET), or fail with the daemon's own error."""
+    import socket
+    import subprocess
+    import time
+    argv = [a for a in sys.argv[1:] if a != "--background"]
+    addr = f"\0iterfs-ready-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, open(args.log, "ab") as logf:
+        sock.bind(addr)
+        sock.settimeout(0.2)
+        start = logf.tell()
+        child = subprocess.Popen([sys.executable, "-m", "iterfs", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=logf, stderr=logf, start_new_session=True,
+                                 env=dict(os.environ, NOTIFY_SOCKET="@" + addr[1:]))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if b"READY=1" in sock.recv(4096):
+                    print(f"iterfs: mounted {args.mountpoint} (pid {child.pid}, log {args.log})")
+                    return 0
+            except socket.timeout:
+                pass
+            if child.poll() is not None:
+                with open(args.log, "rb") as f:
+                    f.seek(start)
+                    lines = f.read().decode(errors="replace").strip().splitlines()
+                raise UsageError(lines[-1].removeprefix("iterfs: ") if lines else
+                                 f"the daemon exited with {child.returncode}")
+        child.terminate()
+        raise UsageError(f"the daemon did not become ready in 60 s (see {args.log})")
 
 
 def cmd_umount(args) -> int:

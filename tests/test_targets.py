@@ -248,7 +248,7 @@ def elem_program(btf, key_size: int, value_size: int) -> IterProgram:
 
 def read_elems(btf, map_fd, key_size, value_size) -> list[tuple[bytes, bytes]]:
     p = elem_program(btf, key_size, value_size)
-    with p.build().load() as prog, with_iterator(prog, map_fd=map_fd) as it:
+    with th.load(p.build()) as prog, with_iterator(prog, map_fd=map_fd) as it:
         raw = it.read()
     rec = key_size + value_size
     assert len(raw) % rec == 0, len(raw)
@@ -256,7 +256,6 @@ def read_elems(btf, map_fd, key_size, value_size) -> list[tuple[bytes, bytes]]:
 
 
 def test_bpf_map_elem_hash(btf):
-    th.require_loadable("bpf_map_elem")
     entries = {struct.pack("<Q", 0x1111_0000_0000 + i * 7919): os.urandom(16) for i in range(5)}
     with syscall.map_create(BPF_MAP_TYPE_HASH, 8, 16, 16, name="t_hash") as m:
         for k, v in entries.items():
@@ -267,7 +266,6 @@ def test_bpf_map_elem_hash(btf):
 
 
 def test_bpf_map_elem_array(btf):
-    th.require_loadable("bpf_map_elem")
     values = [os.urandom(12) for _ in range(4)]
     with syscall.map_create(BPF_MAP_TYPE_ARRAY, 4, 12, 4, name="t_array") as m:
         for i, v in enumerate(values):
@@ -308,7 +306,6 @@ def sk_storage_map(stack: contextlib.ExitStack) -> syscall.Fd:
 
 
 def test_bpf_sk_storage_map(btf, tcp_pairs):
-    th.require_loadable("bpf_sk_storage_map")
     p = IterProgram("bpf_sk_storage_map", btf=btf)
     sk = p.ctx_ptr("sk")
     p.exit_if_null(sk)
@@ -333,7 +330,6 @@ def test_bpf_sk_storage_map(btf, tcp_pairs):
 # ============================================================================ sockmap
 
 def test_sockmap(btf, tcp_pairs):
-    th.require_loadable("sockmap")
     p = IterProgram("sockmap", btf=btf)
     k = th.ctx_raw(p, "key")
     p.exit_if_null(k)
@@ -500,8 +496,10 @@ def test_ipv6_route(btf):
     p.seq_printf("%pi6 %02x\n", Addr(rt, "fib6_dst.addr"), Field(rt, "fib6_dst.plen"))
     before, out, after = th.bracket(proc_ipv6_routes, lambda: th.run(p))
     got = sorted((a, int(b, 16)) for a, b in th.lines(out))
-    assert before == after
-    assert got == before
+    if before == after:
+        assert got == before
+    else:
+        assert set(before) & set(after) <= set(got) <= set(before) | set(after)
     assert ("00000000000000000000000000000001", 128) in got  # ::1/128 on lo
 
 
@@ -655,26 +653,28 @@ def test_cgroup_early_stop(btf, cgroup_tree):
 
 # ============================================================================ kmem_cache / dmabuf
 
-def proc_slab_names() -> collections.Counter:
+def proc_slabs() -> collections.Counter:
+    """(name, <objsize>) of /proc/slabinfo; objsize is kmem_cache->size (mm/slab_common.c)."""
     with open("/proc/slabinfo") as f:
-        return collections.Counter(ln.split()[0] for ln in f.readlines()[2:])
+        return collections.Counter((r[0], int(r[3])) for r in
+                                   (ln.split() for ln in f.readlines()[2:]))
 
 
 def test_kmem_cache(btf):
     p = IterProgram("kmem_cache", btf=btf)
     s = p.ctx_ptr("s")
     p.exit_if_null(s)
-    p.seq_printf("%s %u\n", Field(s, "name"), Field(s, "object_size"))
+    p.seq_printf("%s %u\n", Field(s, "name"), Field(s, "size"))
 
     def iterate():
-        return collections.Counter(ln.split()[0] for ln in th.run(p).splitlines())
+        return collections.Counter((a, int(b)) for a, b in th.lines(th.run(p)))
 
-    before, got, after = th.bracket(proc_slab_names, iterate)
+    before, got, after = th.bracket(proc_slabs, iterate)
     if before == after:
         assert got == before
     else:
         assert before & after <= got <= before | after
-    assert got["task_struct"] == 1
+    assert sum(1 for name, _ in got if name == "task_struct") == 1
 
 
 def test_dmabuf(btf):
