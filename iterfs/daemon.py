@@ -105,13 +105,10 @@ def prepare_mountpoint(mountpoint: str) -> None:
 
 def check_privileges() -> None:
     lacking = missing_caps()
-    if os.geteuid() != 0 and lacking:
-        raise DaemonError(f"iterfs mount needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load "
-                          f"BPF programs and mount FUSE); this process lacks {', '.join(lacking)}: "
-                          f"run it as root or from the systemd unit")
     if lacking:
-        raise DaemonError(f"iterfs mount needs CAP_BPF and CAP_PERFMON; this process lacks "
-                          f"{', '.join(lacking)}")
+        raise DaemonError(f"iterfs mount needs CAP_BPF and CAP_PERFMON to load BPF programs; this "
+                          f"process lacks {', '.join(lacking)}: run it as root (sudo) or from the "
+                          f"systemd unit")
     if not os.path.exists("/dev/fuse"):
         raise DaemonError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
     if shutil.which("fusermount3") is None:

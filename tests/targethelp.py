@@ -282,8 +282,6 @@ def u32(x: int) -> bytes:
     return struct.pack("<I", x)
 
 
-ENOENT = errno.ENOENT
-
 
 def sock_inode(p: IterProgram, sock_ptr, dst: str) -> None:
     """dst = SOCK_INODE(<sock_ptr>)->i_ino, the inode /proc/net/* prints (0 without a socket).

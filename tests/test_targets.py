@@ -13,7 +13,6 @@ import collections
 import contextlib
 import os
 import re
-import shutil
 import socket
 import struct
 
@@ -154,7 +153,7 @@ def test_task_file(btf, tmp_path):
         for name in os.listdir("/proc/self/fd"):
             with contextlib.suppress(OSError):  # the listdir's own directory fd
                 expected[int(name)] = os.fstat(int(name)).st_ino
-        rows = [tuple(map(int, r)) for r in th.lines(it.read().decode())]
+        rows = [tuple(map(int, row)) for row in th.lines(it.read().decode())]
 
     assert {tg for tg, _, _ in rows} == {os.getpid()}
     got = {fd: ino for _, fd, ino in rows}
@@ -337,12 +336,10 @@ def test_sockmap(btf, tcp_pairs):
     p.emit(asm.ldx("w", k, k, 0))
     empty, done = p.label_name("empty"), p.label_name("done")
     th.skip_if_null(p, sk, empty)
-    tmp = p.stack(8)  # keep the inode while k is printed
     p.seq_printf("%u %lu\n", k, Field(sk, "sk_socket->file->f_inode->i_ino"))
     p.emit(asm.ja(done), asm.label(empty))
     p.seq_printf("%u -\n", k)
     p.emit(asm.label(done))
-    del tmp
     slots = {0: tcp_pairs[0][0], 2: tcp_pairs[1][1], 5: tcp_pairs[2][0]}
     with syscall.map_create(BPF_MAP_TYPE_SOCKMAP, 4, 4, 6, name="t_sockmap") as m:
         for key, s in slots.items():
@@ -430,7 +427,7 @@ def test_udp(btf, inet_sockets):
     assert inos(inet_sockets["udp6"]) <= got[AF_INET6]
 
 
-def single_family_program(btf, target: str, ctx: str, sock_path: str, ino_via_file: bool):
+def single_family_program(btf, target: str, ctx: str, sock_path: str):
     """Prints two inodes per socket: SOCK_INODE(sk_socket)->i_ino (what /proc prints) and
     sk_socket->file->f_inode->i_ino (0 for kernel sockets, which have no file)."""
     p = IterProgram(target, btf=btf)
@@ -457,7 +454,7 @@ def check_single_family(p, proc_name: str, mine: set[int]):
 
 
 def test_unix(btf):
-    p = single_family_program(btf, "unix", "unix_sk", "sk.sk_socket", True)
+    p = single_family_program(btf, "unix", "unix_sk", "sk.sk_socket")
     with contextlib.ExitStack() as stack:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stack.enter_context(a)
@@ -471,7 +468,7 @@ NETLINK_GENERIC = 16  # not in Python's socket module
 
 
 def test_netlink(btf):
-    p = single_family_program(btf, "netlink", "sk", "sk.sk_socket", True)
+    p = single_family_program(btf, "netlink", "sk", "sk.sk_socket")
     with contextlib.ExitStack() as stack:
         n1 = stack.enter_context(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW,
                                                socket.NETLINK_ROUTE))
