@@ -1,0 +1,564 @@
+"""bpf — bpftool's `map list`, `prog list` and `link list`, one line per object, from the
+bpf_map, bpf_prog and bpf_link iterators.
+
+Each line is byte for byte the FIRST line bpftool v7.1 prints for the object (bpftool has no
+header line, so these files have none either):
+
+bpf/maps   `ID: TYPE  [name NAME  ]flags 0xFLAGS  key KB  value VB  max_entries N`
+
+    bpftool's first line (tools/bpf/bpftool/map.c show_map_header_plain) followed by "  "
+    and the first three fields of its second line (show_map_close_plain: "\\tkey %uB  value
+    %uB  max_entries %u") on the same line:
+
+        7: hash  name counts  flags 0x0  key 4B  value 8B  max_entries 1024
+        9: array  flags 0x80  key 4B  value 512B  max_entries 1
+
+bpf/progs  `ID: TYPE  [name NAME  ]tag HEX16[  gpl][ run_time_ns N run_cnt N][ recursion_misses N]`
+
+    prog.c print_prog_header_plain. NAME is bpftool's get_prog_full_name(): a name of 15
+    characters (BPF_OBJ_NAME_LEN - 1, so possibly cut) of a program with BTF func_info is
+    replaced by the name of the BTF FUNC of func_info[0]. run_time_ns / run_cnt and
+    recursion_misses are the per-CPU sums the kernel reports in bpf_prog_info
+    (bpf_prog_get_stats); they are printed only when non-zero, as bpftool does (run times are
+    only counted while kernel.bpf_stats_enabled or a BPF_ENABLE_STATS fd is on):
+
+        12: tracing  name bpf_progs  tag 3b185187f1855c4c  gpl
+        13: socket_filter  tag a04f5eef06a7f555
+        14: tracing  name iterfs_task  tag 2c5bfa2d1f5d5f2e  gpl run_time_ns 20311 run_cnt 3
+
+bpf/links  `ID: TYPE  prog PROGID  ` + for iterator links `target_name NAME  ` and
+           `map_id N  ` (bpf_map_elem, bpf_sk_storage_map) / `tid N ` or `pid N ` (task,
+           task_file, task_vma) / `cgroup_id N  order ORDER  ` (cgroup)
+
+    link.c show_link_header_plain + show_iter_plain, trailing spaces included. For every
+    other link type (tracing, raw_tracepoint, cgroup, netns, xdp, ...) bpftool v7.1 starts a
+    new line right after the header, so the first line is the header alone:
+
+        3: iter  prog 14  target_name task  tid 812 
+        4: tracing  prog 17  
+
+TYPE is libbpf's name for the type: the lower-case suffix of the `enum bpf_map_type`,
+`bpf_prog_type` or `bpf_link_type` enumerator. The name tables are built at build time from
+the running kernel's BTF enums (so a newer kernel's types get names without a code change),
+with two exceptions libbpf has: enumerators that alias another value (the *_DEPRECATED
+spellings of BPF_MAP_TYPE_CGROUP_STORAGE and _PERCPU_CGROUP_STORAGE) give way to the
+non-deprecated name, and the `__MAX_*` sentinels are left out. A value outside the table is
+printed as bpftool prints a value libbpf does not know: `type N`. An installed bpftool older
+than the kernel prints `type N` for types its libbpf lacks (v7.1 with libbpf 1.1 knows map
+types to user_ringbuf/cgrp_storage, prog types to syscall, link types to kprobe_multi);
+these files print the name a bpftool built for this kernel would print.
+
+Not reproduced: the "  offloaded_to DEV" that bpftool prints after the tag / flags of objects
+offloaded to a NIC (print_dev_plain; needs hardware or netdevsim, which this project cannot
+test), and bpftool's later lines (memlock, btf_id, frozen, pids, pinned paths, prog_type and
+attach_type of tracing links, ...), except key/value/max_entries in bpf/maps.
+
+Kernel side (Linux 6.18): the bpf_prog_info / bpf_map_info / bpf_link_info fields come from
+kernel/bpf/syscall.c bpf_prog_get_info_by_fd, bpf_map_get_info_by_fd, bpf_link_get_info_by_fd;
+iterator link details from kernel/bpf/bpf_iter.c bpf_iter_link_fill_link_info,
+map_iter.c (map_id), task_iter.c bpf_iter_fill_link_info (tid/pid), cgroup_iter.c
+(cgroup_id = cgrp->kn->id, order). The per-CPU run-time statistics of a program are summed
+with bpf_loop over bpf_map_lookup_percpu_elem on a small per-CPU array map that the program
+loads with (see _percpu_offsets): this kernel's BTF carries no __percpu type tags and its
+kallsyms no per-CPU symbols, so bpf_per_cpu_ptr() on prog->stats is not available.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from iterfs import asm, syscall
+from iterfs.catalog import IterSpec
+from iterfs.dsl import assemble
+from iterfs.dsl import iter as it
+from iterfs.dsl.program import Addr, Const, Field, IterProgram, ProgramSpec, count_conversions
+from iterfs.programs import load_iterator_program
+
+# include/uapi/linux/bpf.h
+BPF_OBJ_NAME_LEN = 16
+BPF_TAG_SIZE = 8
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+# include/uapi/linux/btf.h
+BTF_KIND_FUNC = 12
+# tools/bpf/bpftool/main.h: the buffer get_prog_full_name() fills
+MAX_PROG_FULL_NAME = 128
+# kernel/bpf/bpf_iter.c: target names are short; 24 bytes hold every one bpftool compares
+TARGET_BUF = 24
+# bpf_loop bound for the per-CPU walk: more than any NR_CPUS (CONFIG_MAXSMP is 8192); the
+# walk stops at the first CPU >= nr_cpu_ids (bpf_map_lookup_percpu_elem returns NULL)
+MAX_CPUS = 1 << 16
+
+# tools/bpf/bpftool/link.c: is_iter_map_target, is_iter_task_target, is_iter_cgroup_target
+ITER_MAP_TARGETS = ("bpf_map_elem", "bpf_sk_storage_map")
+ITER_TASK_TARGETS = ("task", "task_file", "task_vma")
+ITER_CGROUP_TARGET = "cgroup"
+# link.c cgroup_order_string(): "unknown" for anything else
+CGROUP_ORDER_UNKNOWN = "unknown"
+
+# helpers this module calls that iterfs.asm.Helper may not name
+FUNC_PROBE_READ_KERNEL = 113
+FUNC_PROBE_READ_KERNEL_STR = 115
+FUNC_LOOP = 181
+FUNC_STRNCMP = 182
+FUNC_MAP_LOOKUP_PERCPU_ELEM = 195
+
+# the per-CPU array map programs of this module reach by index (see PercpuProgramSpec)
+MAP_PERCPU = 2
+
+
+# ------------------------------------------------------------------ type-name tables
+
+def enum_names(btf, enum: str, prefix: str) -> dict[int, str]:
+    """value → libbpf's name (lower-case suffix) for the enumerators of enum.
+
+    libbpf's tables (tools/lib/bpf/libbpf.c map_type_name, prog_type_name, link_type_name,
+    cgroup order strings in bpftool) are these suffixes; an alias value keeps the name that
+    is not *_DEPRECATED, and __MAX_* / MAX_* sentinels are not types."""
+    out: dict[int, str] = {}
+    for name, value in btf.enum_values(enum).items():
+        if not name.startswith(prefix) or value < 0:
+            continue
+        suffix = name[len(prefix):]
+        if not suffix or suffix.startswith("MAX") or name.startswith("__"):
+            continue
+        if value in out and suffix.endswith("_DEPRECATED"):
+            continue
+        if value in out and not out[value].upper().endswith("_DEPRECATED"):
+            continue  # the first non-deprecated spelling wins
+        out[value] = suffix.lower()
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class NameTable:
+    """Names packed into fixed-size NUL-padded entries: entry i holds the name of value i
+    ("" for a hole)."""
+    blob: bytes
+    stride: int
+    count: int
+
+    @classmethod
+    def of(cls, names: dict[int, str]) -> "NameTable":
+        count = max(names) + 1 if names else 0
+        stride = -(-(max((len(n) for n in names.values()), default=0) + 1) // 8) * 8 or 8
+        blob = b"".join(names.get(i, "").encode().ljust(stride, b"\0") for i in range(count))
+        return cls(blob, stride, count)
+
+
+def emit_name_lookup(p: IterProgram, table: NameTable, val: str, dst: str, unknown: str) -> None:
+    """dst = pointer to table's name for the value in register val, or jump to unknown when
+    the value is past the table or a hole. Uses r1 and dst; val is left alone.
+
+    The index is bounds-checked before it scales the rodata pointer, so the verifier sees a
+    map-value pointer with a bounded variable offset."""
+    if table.count == 0:
+        p.emit(asm.ja(unknown))
+        return
+    off = p.string(table.blob)
+    p.emit(asm.jmp("jge", val, table.count, unknown),
+           asm.mov(dst, asm.reg(val)), asm.alu("mul", dst, table.stride),
+           p.rodata_ptr("r1", off), asm.alu("add", "r1", asm.reg(dst)),
+           asm.ldx("b", dst, "r1", 0), asm.jmp("jeq", dst, 0, unknown),
+           asm.mov(dst, asm.Reg.R1))
+
+
+# ------------------------------------------------------------------ builder additions
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """A u64 stack slot (offset from r10) as a seq_printf argument."""
+    off: int
+
+
+def printf(p: IterProgram, fmt: str, *args) -> None:
+    """p.seq_printf that also takes Stack slots as arguments."""
+    n = count_conversions(fmt)
+    if n != len(args) or n > 12 or not fmt.isascii():
+        raise ValueError(f"format {fmt!r}: {n} conversions, {len(args)} arguments")
+    off = p.string(fmt)
+    data = p.stack(8 * n) if n else 0
+    for i, a in enumerate(args):
+        if isinstance(a, Stack):
+            p.emit(asm.ldx("dw", "r1", "r10", a.off))
+        else:
+            p.value("r1", a)
+        p.emit(asm.stx("dw", "r10", "r1", data + 8 * i))
+    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "seq")),
+           p.rodata_ptr("r2", off), asm.mov("r3", len(fmt.encode()) + 1))
+    if n:
+        p.emit(asm.mov("r4", asm.Reg.R10), asm.alu("add", "r4", data), asm.mov("r5", 8 * n))
+    else:
+        p.emit(asm.mov("r4", 0), asm.mov("r5", 0))
+    p.emit(asm.call(asm.Helper.seq_printf))
+    if n:
+        p._stack -= 8 * n  # the array is dead after the call (as IterProgram.seq_printf)
+
+
+def probe_read(p: IterProgram, dst_off: int, size: int, src: str, src_off: int = 0, *,
+               string: bool = False) -> None:
+    """bpf_probe_read_kernel{,_str}(r10 + dst_off, size, src + src_off). Clobbers r0-r5."""
+    p.emit(asm.mov("r3", asm.reg(src)))
+    if src_off:
+        p.emit(asm.alu("add", "r3", src_off))
+    p.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", dst_off), asm.mov("r2", size),
+           asm.call(FUNC_PROBE_READ_KERNEL_STR if string else FUNC_PROBE_READ_KERNEL))
+
+
+def store_rodata_ptr(p: IterProgram, slot: int, text: str, tmp: str = "r2") -> None:
+    p.emit(p.rodata_ptr(tmp, p.string(text)), asm.stx("dw", "r10", tmp, slot))
+
+
+def name_parts(p: IterProgram, first_byte: str, slots: int) -> None:
+    """Stack slots slots+0 / slots+16 = "name " / "  " when the name's first byte (register
+    first_byte) is not NUL, else "" / "" — bpftool's `if (*info->name) printf("name %s  ")`
+    as "%s%s%s" with the name in between."""
+    has = p.label_name("named")
+    done = p.label_name("named_done")
+    p.emit(asm.jmp("jne", first_byte, 0, has))
+    store_rodata_ptr(p, slots, "")
+    store_rodata_ptr(p, slots + 16, "")
+    p.emit(asm.ja(done), asm.label(has))
+    store_rodata_ptr(p, slots, "name ")
+    store_rodata_ptr(p, slots + 16, "  ")
+    p.emit(asm.label(done))
+
+
+def build_with_subprogs(p: IterProgram, subprogs: list, spec_class=ProgramSpec) -> ProgramSpec:
+    """p.build() with bpf-to-bpf subprograms (bpf_loop callbacks) placed after the main
+    program's exit, where the verifier wants them."""
+    code = assemble([p.items, it.iter_return("continue"), subprogs])
+    return spec_class(p.target, code, bytes(p._rodata), p.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class PercpuProgramSpec(ProgramSpec):
+    """A ProgramSpec whose bytecode also names a per-CPU array map by index MAP_PERCPU.
+
+    The standard loader knows map indices 0 and 1 only; this load() creates the map (one
+    8-byte entry), rewrites those ld_imm64 into BPF_PSEUDO_MAP_FD of it, and leaves the
+    rest to the standard loader. The program keeps the map; this fd is closed at once."""
+
+    def load(self, *, btf=None, log_level: int = 0):
+        with syscall.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, name="iterfs_pcpu") as m:
+            insns = []
+            for i in asm.decode(self.bytecode):
+                if (i.slots == 2 and i.src == asm.PseudoSrc.MAP_IDX
+                        and i.imm & 0xFFFFFFFF == MAP_PERCPU):
+                    i = asm.ld_map_fd(i.dst, m.fd)
+                insns.append(i)
+            return load_iterator_program(asm.assemble(insns), self.target,
+                                         prog_name=self.name or None, btf=btf,
+                                         rodata=self.rodata or None, log_level=log_level)
+
+
+def percpu_map(dst: str) -> asm.Insn:
+    return asm.ld_imm64(dst, MAP_PERCPU, src=asm.PseudoSrc.MAP_IDX)
+
+
+# ------------------------------------------------------------------ bpf/maps
+
+def build_maps(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
+    table = NameTable.of(enum_names(btf, "bpf_map_type", "BPF_MAP_TYPE_")
+                         if names is None else names)
+    p = IterProgram("bpf_map", btf=btf, name="bpf_maps")
+    m = p.ctx_ptr("map")
+    p.exit_if_null(m)
+    parts = p.stack(24)  # "name " / name pointer (unused) / "  "
+    p.emit(asm.ldx("b", "r3", m, btf.offsetof("bpf_map", "name")))
+    name_parts(p, "r3", parts)
+    unknown, done = p.label_name("type_unknown"), p.label_name("done")
+    p.load("r3", Field(m, "map_type"))
+    emit_name_lookup(p, table, "r3", "r2", unknown)
+    rest = ("flags 0x%x  key %uB  value %uB  max_entries %u\n",
+            Stack(parts), Addr(m, "name"), Stack(parts + 16), Field(m, "map_flags"),
+            Field(m, "key_size"), Field(m, "value_size"), Field(m, "max_entries"))
+    printf(p, "%u: %s  %s%s%s" + rest[0], Field(m, "id"), "r2", *rest[1:])
+    p.emit(asm.ja(done), asm.label(unknown))
+    printf(p, "%u: type %u  %s%s%s" + rest[0], Field(m, "id"), "r3", *rest[1:])
+    p.emit(asm.label(done))
+    return p.build()
+
+
+# ------------------------------------------------------------------ bpf/progs
+
+def emit_full_name(p: IterProgram, aux: str, slot_name: int, buf: int, spill: int) -> None:
+    """bpftool's get_prog_full_name(): when the name is 15 characters long and the program
+    has BTF with func_info, the name is that of the BTF FUNC of func_info[0]. On success the
+    name slot points at buf (MAX_PROG_FULL_NAME bytes of stack); on any miss it is kept.
+
+    Walks kernel/bpf/btf.c btf_type_by_id() and btf_str_by_offset() for a non-split BTF
+    (a program's own BTF): types[id - start_id], strings[name_off - start_str_off]."""
+    btf = p.btf
+    skip = p.label_name("fullname_skip")
+    a = lambda path: btf.offsetof("bpf_prog_aux", path)  # noqa: E731
+    b = lambda path: btf.offsetof("btf", path)  # noqa: E731
+    p.emit(
+        asm.ldx("b", "r1", aux, a("name") + BPF_OBJ_NAME_LEN - 2),
+        asm.jmp("jeq", "r1", 0, skip),
+        asm.ldx("w", "r1", aux, a("func_info_cnt")), asm.jmp("jeq", "r1", 0, skip),
+        asm.ldx("dw", "r2", aux, a("func_info")), asm.jmp("jeq", "r2", 0, skip),
+        asm.ldx("dw", "r1", aux, a("btf")), asm.jmp("jeq", "r1", 0, skip),
+        asm.ldx("w", "r3", "r2", btf.offsetof("bpf_func_info", "type_id")),
+        asm.ldx("w", "r4", "r1", b("start_id")), asm.jmp("jlt", "r3", asm.Reg.R4, skip),
+        asm.alu("sub", "r3", asm.Reg.R4),
+        asm.ldx("w", "r4", "r1", b("nr_types")), asm.jmp("jge", "r3", asm.Reg.R4, skip),
+        asm.ldx("w", "r4", "r1", b("start_str_off")),
+        asm.stx("dw", "r10", "r4", spill),
+        asm.ldx("w", "r4", "r1", b("hdr.str_len")),
+        asm.stx("dw", "r10", "r4", spill + 8),
+        asm.ldx("dw", "r4", "r1", b("strings")),
+        asm.stx("dw", "r10", "r4", spill + 16),
+        asm.ldx("dw", "r4", "r1", b("types")),
+        asm.alu("lsh", "r3", 3), asm.alu("add", "r3", asm.Reg.R4),
+    )
+    probe_read(p, spill + 24, 8, "r3")                     # struct btf_type *t
+    p.emit(asm.jmp("jne", "r0", 0, skip),
+           asm.ldx("dw", "r3", "r10", spill + 24), asm.jmp("jeq", "r3", 0, skip))
+    probe_read(p, spill + 24, 8, "r3")                     # t->name_off, t->info
+    p.emit(asm.jmp("jne", "r0", 0, skip),
+           asm.ldx("w", "r3", "r10", spill + 28), asm.alu("rsh", "r3", 24),
+           asm.alu("and", "r3", 0x1F), asm.jmp("jne", "r3", BTF_KIND_FUNC, skip),
+           asm.ldx("w", "r3", "r10", spill + 24),          # name_off
+           asm.ldx("dw", "r4", "r10", spill), asm.jmp("jlt", "r3", asm.Reg.R4, skip),
+           asm.alu("sub", "r3", asm.Reg.R4),
+           asm.ldx("dw", "r4", "r10", spill + 8), asm.jmp("jge", "r3", asm.Reg.R4, skip),
+           asm.ldx("dw", "r4", "r10", spill + 16), asm.alu("add", "r3", asm.Reg.R4))
+    probe_read(p, buf, MAX_PROG_FULL_NAME, "r3", string=True)
+    p.emit(asm.jmp("jsle", "r0", 0, skip),
+           asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", buf),
+           asm.stx("dw", "r10", "r1", slot_name),
+           asm.label(skip))
+
+
+def emit_prog_stats(p: IterProgram, prog: str, ctx: int, callback: str) -> None:
+    """ctx+16/+24/+32 = run_cnt, run_time_ns, recursion_misses summed over the possible
+    CPUs (kernel/bpf/syscall.c bpf_prog_get_stats). ctx+0 holds prog->stats (the __percpu
+    pointer, as a number) and ctx+8 the distance from a per-CPU map's kernel address to its
+    __percpu value pointer, so the callback turns each CPU's value address into that CPU's
+    per-CPU offset (see percpu_callback)."""
+    btf = p.btf
+    p.emit(asm.st("dw", "r10", ctx + 16, 0), asm.st("dw", "r10", ctx + 24, 0),
+           asm.st("dw", "r10", ctx + 32, 0))
+    probe_read(p, ctx, 8, prog, btf.offsetof("bpf_prog", "stats"))
+    # map address as a number: spill the map pointer and copy the slot
+    p.emit(percpu_map("r1"), asm.stx("dw", "r10", "r1", ctx + 8))
+    probe_read(p, ctx + 40, 8, "r10", ctx + 8)
+    p.emit(asm.ldx("dw", "r3", "r10", ctx + 40),
+           asm.alu("add", "r3", btf.offsetof("bpf_array", "pptrs")))
+    probe_read(p, ctx + 8, 8, "r3")  # array->pptrs[0]
+    # ctx+8 = map address - pptrs[0]
+    p.emit(asm.ldx("dw", "r1", "r10", ctx + 40), asm.ldx("dw", "r2", "r10", ctx + 8),
+           asm.alu("sub", "r1", asm.Reg.R2), asm.stx("dw", "r10", "r1", ctx + 8),
+           asm.mov("r1", MAX_CPUS), asm.ld_func("r2", callback),
+           asm.mov("r3", asm.Reg.R10), asm.alu("add", "r3", ctx), asm.mov("r4", 0),
+           asm.call(FUNC_LOOP))
+
+
+def percpu_callback(btf, name: str) -> list:
+    """bpf_loop callback (cpu, ctx): add CPU cpu's struct bpf_prog_stats into ctx.
+
+    value = bpf_map_lookup_percpu_elem(map, 0, cpu) is per_cpu_ptr(pptrs[0], cpu), so
+    value - map + (map - pptrs[0]) is __per_cpu_offset[cpu]; NULL past nr_cpu_ids ends the
+    walk. u64_stats_t reads are plain loads on 64-bit kernels."""
+    stats = btf.offsetof("bpf_prog_stats", "cnt"), btf.offsetof("bpf_prog_stats", "nsecs"), \
+        btf.offsetof("bpf_prog_stats", "misses")
+    size = btf.sizeof(btf.find("bpf_prog_stats"))
+    stop, skip = f"{name}_stop", f"{name}_skip"
+    code = [
+        asm.label(name),
+        asm.mov("r6", asm.Reg.R2), asm.mov("r7", asm.Reg.R1),
+        asm.st("w", "r10", -8, 0),
+        percpu_map("r1"), asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", -8),
+        asm.mov("r3", asm.Reg.R7), asm.call(FUNC_MAP_LOOKUP_PERCPU_ELEM),
+        asm.jmp("jeq", "r0", 0, stop),
+        percpu_map("r1"), asm.alu("sub", "r0", asm.Reg.R1),
+        asm.ldx("dw", "r1", "r6", 8), asm.alu("add", "r0", asm.Reg.R1),
+        asm.ldx("dw", "r3", "r6", 0), asm.alu("add", "r3", asm.Reg.R0),
+        asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", -8 - 8 * (-(-size // 8))),
+        asm.mov("r2", size), asm.call(FUNC_PROBE_READ_KERNEL),
+        asm.jmp("jne", "r0", 0, skip),
+    ]
+    base = -8 - 8 * (-(-size // 8))
+    for i, off in enumerate(stats):
+        code += [asm.ldx("dw", "r1", "r10", base + off), asm.ldx("dw", "r2", "r6", 16 + 8 * i),
+                 asm.alu("add", "r2", asm.Reg.R1), asm.stx("dw", "r6", "r2", 16 + 8 * i)]
+    code += [asm.label(skip), asm.mov("r0", 0), asm.exit_insn(),
+             asm.label(stop), asm.mov("r0", 1), asm.exit_insn()]
+    return code
+
+
+def build_progs(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
+    table = NameTable.of(enum_names(btf, "bpf_prog_type", "BPF_PROG_TYPE_")
+                         if names is None else names)
+    p = IterProgram("bpf_prog", btf=btf, name="bpf_progs")
+    prog = p.ctx_ptr("prog")
+    p.exit_if_null(prog)
+    aux = p.ptr(Field(prog, "aux"))
+    p.exit_if_null(aux)
+    parts = p.stack(24)          # "name " / name pointer / "  "
+    tag = p.stack(8)
+    spill = p.stack(32)
+    buf = p.stack(MAX_PROG_FULL_NAME)
+    ctx = p.stack(48)
+    callback = p.label_name("prog_stats_cb")
+
+    p.addr("r1", Addr(aux, "name"))
+    p.emit(asm.stx("dw", "r10", "r1", parts + 8),
+           asm.ldx("b", "r3", aux, btf.offsetof("bpf_prog_aux", "name")))
+    name_parts(p, "r3", parts)
+    emit_full_name(p, aux, parts + 8, buf, spill)
+    # tag: the 8 bytes of prog->tag as one big-endian number for %016llx
+    p.emit(asm.ldx("dw", "r1", prog, btf.offsetof("bpf_prog", "tag")),
+           asm.endian("r1", 64, "be"), asm.stx("dw", "r10", "r1", tag))
+    emit_prog_stats(p, prog, ctx, callback)
+
+    unknown, head_done = p.label_name("type_unknown"), p.label_name("head_done")
+    p.load("r3", Field(prog, "type"))
+    emit_name_lookup(p, table, "r3", "r2", unknown)
+    rest = ("%s%s%stag %016llx", Stack(parts), Stack(parts + 8), Stack(parts + 16), Stack(tag))
+    printf(p, "%u: %s  " + rest[0], Field(aux, "id"), "r2", *rest[1:])
+    p.emit(asm.ja(head_done), asm.label(unknown))
+    printf(p, "%u: type %u  " + rest[0], Field(aux, "id"), "r3", *rest[1:])
+    p.emit(asm.label(head_done))
+
+    # gpl_compatible: a 1-bit field; load its byte only (a wider load would overlap the
+    # preceding u16 `pages`, which the verifier refuses)
+    gpl = btf.member("bpf_prog", "gpl_compatible")
+    no_gpl = p.label_name("no_gpl")
+    p.emit(asm.ldx("b", "r1", prog, gpl.offset_bits // 8),
+           asm.alu("rsh", "r1", gpl.offset_bits % 8), asm.alu("and", "r1", 1),
+           asm.jmp("jeq", "r1", 0, no_gpl))
+    p.seq_write("  gpl")
+    p.emit(asm.label(no_gpl))
+    no_rt, no_miss = p.label_name("no_run_time"), p.label_name("no_misses")
+    p.emit(asm.ldx("dw", "r1", "r10", ctx + 24), asm.jmp("jeq", "r1", 0, no_rt))
+    printf(p, " run_time_ns %lld run_cnt %lld", Stack(ctx + 24), Stack(ctx + 16))
+    p.emit(asm.label(no_rt), asm.ldx("dw", "r1", "r10", ctx + 32),
+           asm.jmp("jeq", "r1", 0, no_miss))
+    printf(p, " recursion_misses %lld", Stack(ctx + 32))
+    p.emit(asm.label(no_miss))
+    p.seq_write("\n")
+    return build_with_subprogs(p, percpu_callback(btf, callback), PercpuProgramSpec)
+
+
+# ------------------------------------------------------------------ bpf/links
+
+def strncmp_eq(p: IterProgram, buf: int, text: str, target: str) -> None:
+    """Jump to target when the NUL-terminated string at r10+buf equals text
+    (bpf_strncmp with text from read-only rodata)."""
+    p.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", buf), asm.mov("r2", TARGET_BUF),
+           p.rodata_ptr("r3", p.string(text)), asm.call(FUNC_STRNCMP),
+           asm.jmp("jeq", "r0", 0, target))
+
+
+def build_links(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
+    table = NameTable.of(enum_names(btf, "bpf_link_type", "BPF_LINK_TYPE_")
+                         if names is None else names)
+    orders = NameTable.of(enum_names(btf, "bpf_cgroup_iter_order", "BPF_CGROUP_ITER_"))
+    link_type_iter = btf.enum_value("bpf_link_type", "BPF_LINK_TYPE_ITER")
+    task_tid = btf.enum_value("bpf_iter_task_type", "BPF_TASK_ITER_TID")
+    task_tgid = btf.enum_value("bpf_iter_task_type", "BPF_TASK_ITER_TGID")
+    il = lambda path: btf.offsetof("bpf_iter_link", path)  # noqa: E731
+
+    p = IterProgram("bpf_link", btf=btf, name="bpf_links")
+    link = p.ctx_ptr("link")
+    p.exit_if_null(link)
+    prog_id = p.stack(8)
+    tmp = p.stack(16)
+    buf = p.stack(TARGET_BUF)
+
+    # prog_id: link->prog ? link->prog->aux->id : 0 (bpf_link_get_info_by_fd)
+    no_prog = p.label_name("no_prog")
+    p.emit(asm.st("dw", "r10", prog_id, 0),
+           asm.ldx("dw", "r1", link, btf.offsetof("bpf_link", "prog")),
+           asm.jmp("jeq", "r1", 0, no_prog),
+           asm.ldx("dw", "r1", "r1", btf.offsetof("bpf_prog", "aux")),
+           asm.jmp("jeq", "r1", 0, no_prog),
+           asm.ldx("w", "r1", "r1", btf.offsetof("bpf_prog_aux", "id")),
+           asm.stx("dw", "r10", "r1", prog_id),
+           asm.label(no_prog))
+
+    unknown, head_done = p.label_name("type_unknown"), p.label_name("head_done")
+    end = p.label_name("end")
+    p.load("r3", Field(link, "type"))
+    emit_name_lookup(p, table, "r3", "r2", unknown)
+    printf(p, "%u: %s  prog %u  ", Field(link, "id"), "r2", Stack(prog_id))
+    p.emit(asm.ja(head_done), asm.label(unknown))
+    printf(p, "%u: type %u  prog %u  ", Field(link, "id"), "r3", Stack(prog_id))
+    p.emit(asm.label(head_done))
+
+    # iterator links: target_name and the target's parameters (link.c show_iter_plain)
+    p.load("r1", Field(link, "type"))
+    p.emit(asm.jmp("jne", "r1", link_type_iter, end))
+    probe_read(p, tmp, 8, link, il("tinfo"))
+    p.emit(asm.ldx("dw", "r3", "r10", tmp))
+    probe_read(p, tmp, 8, "r3", btf.offsetof("bpf_iter_target_info", "reg_info"))
+    p.emit(asm.ldx("dw", "r3", "r10", tmp))
+    probe_read(p, tmp, 8, "r3", btf.offsetof("bpf_iter_reg", "target"))
+    printf(p, "target_name %s  ", Stack(tmp))
+    for i in range(0, TARGET_BUF, 8):
+        p.emit(asm.st("dw", "r10", buf + i, 0))
+    p.emit(asm.ldx("dw", "r3", "r10", tmp))
+    probe_read(p, buf, TARGET_BUF, "r3", string=True)
+
+    is_map, is_task, is_cgroup = (p.label_name("iter_map"), p.label_name("iter_task"),
+                                  p.label_name("iter_cgroup"))
+    for t in ITER_MAP_TARGETS:
+        strncmp_eq(p, buf, t, is_map)
+    for t in ITER_TASK_TARGETS:
+        strncmp_eq(p, buf, t, is_task)
+    strncmp_eq(p, buf, ITER_CGROUP_TARGET, is_cgroup)
+    p.emit(asm.ja(end))
+
+    # map_id: aux->map->id (kernel/bpf/map_iter.c bpf_iter_map_fill_link_info)
+    p.emit(asm.label(is_map), asm.st("dw", "r10", tmp + 8, 0))
+    probe_read(p, tmp, 8, link, il("aux.map"))
+    no_map = p.label_name("no_map")
+    p.emit(asm.ldx("dw", "r3", "r10", tmp), asm.jmp("jeq", "r3", 0, no_map))
+    probe_read(p, tmp + 8, 4, "r3", btf.offsetof("bpf_map", "id"))
+    p.emit(asm.label(no_map))
+    printf(p, "map_id %u  ", Stack(tmp + 8))
+    p.emit(asm.ja(end))
+
+    # tid / pid (kernel/bpf/task_iter.c bpf_iter_fill_link_info; bpftool prints one space)
+    p.emit(asm.label(is_task))
+    probe_read(p, tmp, 8, link, il("aux.task.type"))
+    tid, tgid = p.label_name("tid"), p.label_name("tgid")
+    p.emit(asm.ldx("w", "r1", "r10", tmp), asm.ldx("w", "r2", "r10", tmp + 4),
+           asm.stx("dw", "r10", "r2", tmp + 8),
+           asm.jmp("jeq", "r2", 0, end),
+           asm.jmp("jeq", "r1", task_tid, tid), asm.jmp("jeq", "r1", task_tgid, tgid),
+           asm.ja(end), asm.label(tid))
+    printf(p, "tid %u ", Stack(tmp + 8))
+    p.emit(asm.ja(end), asm.label(tgid))
+    printf(p, "pid %u ", Stack(tmp + 8))
+    p.emit(asm.ja(end))
+
+    # cgroup_id (aux->cgroup.start->kn->id) and order (kernel/bpf/cgroup_iter.c)
+    p.emit(asm.label(is_cgroup), asm.st("dw", "r10", tmp + 8, 0))
+    probe_read(p, tmp, 8, link, il("aux.cgroup.start"))
+    no_cgrp = p.label_name("no_cgroup")
+    p.emit(asm.ldx("dw", "r3", "r10", tmp), asm.jmp("jeq", "r3", 0, no_cgrp))
+    probe_read(p, tmp, 8, "r3", btf.offsetof("cgroup", "kn"))
+    p.emit(asm.ldx("dw", "r3", "r10", tmp), asm.jmp("jeq", "r3", 0, no_cgrp))
+    probe_read(p, tmp + 8, 8, "r3", btf.offsetof("kernfs_node", "id"))
+    p.emit(asm.label(no_cgrp))
+    probe_read(p, tmp, 4, link, il("aux.cgroup.order"))
+    order_unknown, order_done = p.label_name("order_unknown"), p.label_name("order_done")
+    p.emit(asm.ldx("w", "r3", "r10", tmp))
+    emit_name_lookup(p, orders, "r3", "r2", order_unknown)
+    p.emit(asm.ja(order_done), asm.label(order_unknown),
+           p.rodata_ptr("r2", p.string(CGROUP_ORDER_UNKNOWN)), asm.label(order_done))
+    printf(p, "cgroup_id %llu  order %s  ", Stack(tmp + 8), "r2")
+
+    p.emit(asm.label(end))
+    p.seq_write("\n")
+    return p.build()
+
+
+FILES = [
+    IterSpec("bpf/maps", "bpf_map", build_maps, doc="bpftool map list (first line + key/value/max_entries)"),
+    IterSpec("bpf/progs", "bpf_prog", build_progs, doc="bpftool prog list (first line)"),
+    IterSpec("bpf/links", "bpf_link", build_links, doc="bpftool link list (first line)"),
+]
