@@ -70,8 +70,6 @@ import re
 
 from iterfs import asm, syscall
 from iterfs.catalog import IterSpec
-from iterfs.dsl import assemble
-from iterfs.dsl import iter as it
 from iterfs.dsl.program import Addr, Const, Field, IterProgram, ProgramSpec, count_conversions
 from iterfs.programs import load_iterator_program
 
@@ -85,9 +83,6 @@ BTF_KIND_FUNC = 12
 MAX_PROG_FULL_NAME = 128
 # kernel/bpf/bpf_iter.c: target names are short; 24 bytes hold every one bpftool compares
 TARGET_BUF = 24
-# bpf_loop bound for the per-CPU walk: more than any NR_CPUS (CONFIG_MAXSMP is 8192); the
-# walk stops at the first CPU >= nr_cpu_ids (bpf_map_lookup_percpu_elem returns NULL)
-MAX_CPUS = 1 << 16
 
 # tools/bpf/bpftool/link.c: is_iter_map_target, is_iter_task_target, is_iter_cgroup_target
 ITER_MAP_TARGETS = ("bpf_map_elem", "bpf_sk_storage_map")
@@ -99,7 +94,6 @@ CGROUP_ORDER_UNKNOWN = "unknown"
 # helpers this module calls that iterfs.asm.Helper may not name
 FUNC_PROBE_READ_KERNEL = 113
 FUNC_PROBE_READ_KERNEL_STR = 115
-FUNC_LOOP = 181
 FUNC_STRNCMP = 182
 FUNC_MAP_LOOKUP_PERCPU_ELEM = 195
 
@@ -209,26 +203,22 @@ def store_rodata_ptr(p: IterProgram, slot: int, text: str, tmp: str = "r2") -> N
     p.emit(p.rodata_ptr(tmp, p.string(text)), asm.stx("dw", "r10", tmp, slot))
 
 
-def name_parts(p: IterProgram, first_byte: str, slots: int) -> None:
-    """Stack slots slots+0 / slots+16 = "name " / "  " when the name's first byte (register
-    first_byte) is not NUL, else "" / "" — bpftool's `if (*info->name) printf("name %s  ")`
-    as "%s%s%s" with the name in between."""
+def name_parts(p: IterProgram, first_byte: str, slots: int, word: str) -> None:
+    """Stack slots slots+0 / slots+16 = "name " / "  WORD" when the name's first byte
+    (register first_byte) is not NUL, else "" / "WORD": bpftool's `if (*info->name)
+    printf("name %s  ", ...); printf("WORD ...")` as "%s%s%s ..." with the name in between.
+
+    WORD (the next field's label) rides in the last string because bpf_seq_printf refuses a
+    %s followed by a letter or digit (kernel/bpf/helpers.c bpf_bprintf_prepare: -EINVAL)."""
     has = p.label_name("named")
     done = p.label_name("named_done")
     p.emit(asm.jmp("jne", first_byte, 0, has))
     store_rodata_ptr(p, slots, "")
-    store_rodata_ptr(p, slots + 16, "")
+    store_rodata_ptr(p, slots + 16, word)
     p.emit(asm.ja(done), asm.label(has))
     store_rodata_ptr(p, slots, "name ")
-    store_rodata_ptr(p, slots + 16, "  ")
+    store_rodata_ptr(p, slots + 16, "  " + word)
     p.emit(asm.label(done))
-
-
-def build_with_subprogs(p: IterProgram, subprogs: list, spec_class=ProgramSpec) -> ProgramSpec:
-    """p.build() with bpf-to-bpf subprograms (bpf_loop callbacks) placed after the main
-    program's exit, where the verifier wants them."""
-    code = assemble([p.items, it.iter_return("continue"), subprogs])
-    return spec_class(p.target, code, bytes(p._rodata), p.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,16 +256,16 @@ def build_maps(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
     p.exit_if_null(m)
     parts = p.stack(24)  # "name " / name pointer (unused) / "  "
     p.emit(asm.ldx("b", "r3", m, btf.offsetof("bpf_map", "name")))
-    name_parts(p, "r3", parts)
+    name_parts(p, "r3", parts, "flags")
     unknown, done = p.label_name("type_unknown"), p.label_name("done")
     p.load("r3", Field(m, "map_type"))
     emit_name_lookup(p, table, "r3", "r2", unknown)
-    rest = ("flags 0x%x  key %uB  value %uB  max_entries %u\n",
+    rest = ("%s%s%s 0x%x  key %uB  value %uB  max_entries %u\n",
             Stack(parts), Addr(m, "name"), Stack(parts + 16), Field(m, "map_flags"),
             Field(m, "key_size"), Field(m, "value_size"), Field(m, "max_entries"))
-    printf(p, "%u: %s  %s%s%s" + rest[0], Field(m, "id"), "r2", *rest[1:])
+    printf(p, "%u: %s  " + rest[0], Field(m, "id"), "r2", *rest[1:])
     p.emit(asm.ja(done), asm.label(unknown))
-    printf(p, "%u: type %u  %s%s%s" + rest[0], Field(m, "id"), "r3", *rest[1:])
+    printf(p, "%u: type %u  " + rest[0], Field(m, "id"), "r3", *rest[1:])
     p.emit(asm.label(done))
     return p.build()
 
@@ -331,61 +321,54 @@ def emit_full_name(p: IterProgram, aux: str, slot_name: int, buf: int, spill: in
            asm.label(skip))
 
 
-def emit_prog_stats(p: IterProgram, prog: str, ctx: int, callback: str) -> None:
-    """ctx+16/+24/+32 = run_cnt, run_time_ns, recursion_misses summed over the possible
-    CPUs (kernel/bpf/syscall.c bpf_prog_get_stats). ctx+0 holds prog->stats (the __percpu
-    pointer, as a number) and ctx+8 the distance from a per-CPU map's kernel address to its
-    __percpu value pointer, so the callback turns each CPU's value address into that CPU's
-    per-CPU offset (see percpu_callback)."""
+def emit_prog_stats(p: IterProgram, prog: str, ctx: int) -> None:
+    """ctx+16/+24/+32 = run_cnt, run_time_ns, recursion_misses summed over the CPUs
+    (kernel/bpf/syscall.c bpf_prog_get_stats; u64_stats_t reads are plain loads on 64-bit).
+
+    prog->stats is a __percpu pointer. value = bpf_map_lookup_percpu_elem(map, 0, cpu) is
+    per_cpu_ptr(array->pptrs[0], cpu) for this module's per-CPU array map, so
+    value - pptrs[0] is that CPU's per-CPU offset and prog->stats plus it that CPU's
+    struct bpf_prog_stats. The lookup returns NULL from nr_cpu_ids on, which ends the walk;
+    the loop is a may_goto loop, which the verifier checks once instead of per CPU.
+    Layout: ctx+0 prog->stats (a number), ctx+8 map address - pptrs[0], ctx+40 scratch,
+    ctx+48 the CPU, ctx+56 the key, ctx+64.. one CPU's struct bpf_prog_stats."""
     btf = p.btf
+    fields = [btf.offsetof("bpf_prog_stats", f) for f in ("cnt", "nsecs", "misses")]
+    size = btf.sizeof(btf.find("bpf_prog_stats"))
+    loop, next_cpu, done = (p.label_name("cpu_loop"), p.label_name("cpu_next"),
+                            p.label_name("cpu_done"))
     p.emit(asm.st("dw", "r10", ctx + 16, 0), asm.st("dw", "r10", ctx + 24, 0),
-           asm.st("dw", "r10", ctx + 32, 0))
+           asm.st("dw", "r10", ctx + 32, 0), asm.st("dw", "r10", ctx + 48, 0),
+           asm.st("dw", "r10", ctx + 56, 0))
     probe_read(p, ctx, 8, prog, btf.offsetof("bpf_prog", "stats"))
-    # map address as a number: spill the map pointer and copy the slot
+    # the map's address as a number: spill the map pointer and copy the slot
     p.emit(percpu_map("r1"), asm.stx("dw", "r10", "r1", ctx + 8))
     probe_read(p, ctx + 40, 8, "r10", ctx + 8)
     p.emit(asm.ldx("dw", "r3", "r10", ctx + 40),
            asm.alu("add", "r3", btf.offsetof("bpf_array", "pptrs")))
     probe_read(p, ctx + 8, 8, "r3")  # array->pptrs[0]
-    # ctx+8 = map address - pptrs[0]
     p.emit(asm.ldx("dw", "r1", "r10", ctx + 40), asm.ldx("dw", "r2", "r10", ctx + 8),
            asm.alu("sub", "r1", asm.Reg.R2), asm.stx("dw", "r10", "r1", ctx + 8),
-           asm.mov("r1", MAX_CPUS), asm.ld_func("r2", callback),
-           asm.mov("r3", asm.Reg.R10), asm.alu("add", "r3", ctx), asm.mov("r4", 0),
-           asm.call(FUNC_LOOP))
-
-
-def percpu_callback(btf, name: str) -> list:
-    """bpf_loop callback (cpu, ctx): add CPU cpu's struct bpf_prog_stats into ctx.
-
-    value = bpf_map_lookup_percpu_elem(map, 0, cpu) is per_cpu_ptr(pptrs[0], cpu), so
-    value - map + (map - pptrs[0]) is __per_cpu_offset[cpu]; NULL past nr_cpu_ids ends the
-    walk. u64_stats_t reads are plain loads on 64-bit kernels."""
-    stats = btf.offsetof("bpf_prog_stats", "cnt"), btf.offsetof("bpf_prog_stats", "nsecs"), \
-        btf.offsetof("bpf_prog_stats", "misses")
-    size = btf.sizeof(btf.find("bpf_prog_stats"))
-    stop, skip = f"{name}_stop", f"{name}_skip"
-    code = [
-        asm.label(name),
-        asm.mov("r6", asm.Reg.R2), asm.mov("r7", asm.Reg.R1),
-        asm.st("w", "r10", -8, 0),
-        percpu_map("r1"), asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", -8),
-        asm.mov("r3", asm.Reg.R7), asm.call(FUNC_MAP_LOOKUP_PERCPU_ELEM),
-        asm.jmp("jeq", "r0", 0, stop),
-        percpu_map("r1"), asm.alu("sub", "r0", asm.Reg.R1),
-        asm.ldx("dw", "r1", "r6", 8), asm.alu("add", "r0", asm.Reg.R1),
-        asm.ldx("dw", "r3", "r6", 0), asm.alu("add", "r3", asm.Reg.R0),
-        asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", -8 - 8 * (-(-size // 8))),
-        asm.mov("r2", size), asm.call(FUNC_PROBE_READ_KERNEL),
-        asm.jmp("jne", "r0", 0, skip),
-    ]
-    base = -8 - 8 * (-(-size // 8))
-    for i, off in enumerate(stats):
-        code += [asm.ldx("dw", "r1", "r10", base + off), asm.ldx("dw", "r2", "r6", 16 + 8 * i),
-                 asm.alu("add", "r2", asm.Reg.R1), asm.stx("dw", "r6", "r2", 16 + 8 * i)]
-    code += [asm.label(skip), asm.mov("r0", 0), asm.exit_insn(),
-             asm.label(stop), asm.mov("r0", 1), asm.exit_insn()]
-    return code
+           asm.label(loop),
+           asm.may_goto(done),
+           percpu_map("r1"), asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", ctx + 56),
+           asm.ldx("dw", "r3", "r10", ctx + 48),
+           asm.call(FUNC_MAP_LOOKUP_PERCPU_ELEM),
+           asm.jmp("jeq", "r0", 0, done),
+           percpu_map("r1"), asm.alu("sub", "r0", asm.Reg.R1),     # value - map
+           asm.ldx("dw", "r1", "r10", ctx + 8), asm.alu("add", "r0", asm.Reg.R1),
+           asm.ldx("dw", "r3", "r10", ctx), asm.alu("add", "r3", asm.Reg.R0),
+           asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", ctx + 64), asm.mov("r2", size),
+           asm.call(FUNC_PROBE_READ_KERNEL),
+           asm.jmp("jne", "r0", 0, next_cpu))
+    for i, off in enumerate(fields):
+        p.emit(asm.ldx("dw", "r1", "r10", ctx + 64 + off),
+               asm.ldx("dw", "r2", "r10", ctx + 16 + 8 * i),
+               asm.alu("add", "r2", asm.Reg.R1), asm.stx("dw", "r10", "r2", ctx + 16 + 8 * i))
+    p.emit(asm.label(next_cpu),
+           asm.ldx("dw", "r1", "r10", ctx + 48), asm.alu("add", "r1", 1),
+           asm.stx("dw", "r10", "r1", ctx + 48), asm.ja(loop),
+           asm.label(done))
 
 
 def build_progs(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
@@ -400,23 +383,22 @@ def build_progs(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
     tag = p.stack(8)
     spill = p.stack(32)
     buf = p.stack(MAX_PROG_FULL_NAME)
-    ctx = p.stack(48)
-    callback = p.label_name("prog_stats_cb")
+    ctx = p.stack(64 + btf.sizeof(btf.find("bpf_prog_stats")))
 
     p.addr("r1", Addr(aux, "name"))
     p.emit(asm.stx("dw", "r10", "r1", parts + 8),
            asm.ldx("b", "r3", aux, btf.offsetof("bpf_prog_aux", "name")))
-    name_parts(p, "r3", parts)
+    name_parts(p, "r3", parts, "tag")
     emit_full_name(p, aux, parts + 8, buf, spill)
     # tag: the 8 bytes of prog->tag as one big-endian number for %016llx
     p.emit(asm.ldx("dw", "r1", prog, btf.offsetof("bpf_prog", "tag")),
            asm.endian("r1", 64, "be"), asm.stx("dw", "r10", "r1", tag))
-    emit_prog_stats(p, prog, ctx, callback)
+    emit_prog_stats(p, prog, ctx)
 
     unknown, head_done = p.label_name("type_unknown"), p.label_name("head_done")
     p.load("r3", Field(prog, "type"))
     emit_name_lookup(p, table, "r3", "r2", unknown)
-    rest = ("%s%s%stag %016llx", Stack(parts), Stack(parts + 8), Stack(parts + 16), Stack(tag))
+    rest = ("%s%s%s %016llx", Stack(parts), Stack(parts + 8), Stack(parts + 16), Stack(tag))
     printf(p, "%u: %s  " + rest[0], Field(aux, "id"), "r2", *rest[1:])
     p.emit(asm.ja(head_done), asm.label(unknown))
     printf(p, "%u: type %u  " + rest[0], Field(aux, "id"), "r3", *rest[1:])
@@ -439,7 +421,8 @@ def build_progs(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
     printf(p, " recursion_misses %lld", Stack(ctx + 32))
     p.emit(asm.label(no_miss))
     p.seq_write("\n")
-    return build_with_subprogs(p, percpu_callback(btf, callback), PercpuProgramSpec)
+    spec = p.build()
+    return PercpuProgramSpec(spec.target, spec.bytecode, spec.rodata, spec.name)
 
 
 # ------------------------------------------------------------------ bpf/links

@@ -10,7 +10,7 @@ import platform
 
 __all__ = [
     "Cmd", "BPFError", "Fd", "bpf", "missing_caps",
-    "prog_load", "map_create", "map_update_elem", "map_lookup_elem", "map_freeze",
+    "prog_load", "map_create", "btf_load", "map_update_elem", "map_lookup_elem", "map_freeze",
     "link_create", "link_update", "iter_create", "obj_pin", "obj_get",
     "obj_get_info_by_fd", "prog_info", "map_info", "link_info",
     "get_next_id", "get_fd_by_id", "ids",
@@ -36,6 +36,7 @@ class Cmd(enum.IntEnum):
     PROG_GET_FD_BY_ID = 13
     MAP_GET_FD_BY_ID = 14
     OBJ_GET_INFO_BY_FD = 15
+    BTF_LOAD = 18
     BTF_GET_FD_BY_ID = 19
     MAP_FREEZE = 22
     BTF_GET_NEXT_ID = 23
@@ -301,10 +302,34 @@ def prog_load(*, prog_type: int, insns: bytes, license: str, expected_attach_typ
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
-               *, flags: int = 0, name: str = "") -> Fd:
+               *, flags: int = 0, name: str = "", btf_fd: int = 0, btf_key_type_id: int = 0,
+               btf_value_type_id: int = 0) -> Fd:
     attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
-                         max_entries=max_entries, map_flags=flags, map_name=name.encode()[:15])
+                         max_entries=max_entries, map_flags=flags, map_name=name.encode()[:15],
+                         btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
+                         btf_value_type_id=btf_value_type_id)
     return Fd(bpf(Cmd.MAP_CREATE, attr))
+
+
+class BtfLoadAttr(ctypes.Structure):
+    """struct { __aligned_u64 btf, btf_log_buf; __u32 btf_size, btf_log_size, btf_log_level,
+    btf_log_true_size, btf_flags; __s32 btf_token_fd; }"""
+    _fields_ = [("btf", ctypes.c_uint64), ("btf_log_buf", ctypes.c_uint64),
+                ("btf_size", ctypes.c_uint32), ("btf_log_size", ctypes.c_uint32),
+                ("btf_log_level", ctypes.c_uint32), ("btf_log_true_size", ctypes.c_uint32),
+                ("btf_flags", ctypes.c_uint32), ("btf_token_fd", ctypes.c_int32)]
+
+
+def btf_load(blob: bytes) -> Fd:
+    """BPF_BTF_LOAD; a rejection carries the kernel's BTF log."""
+    data = _cbuf(blob)
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = BtfLoadAttr(btf=_ptr(data), btf_size=len(blob), btf_log_buf=_ptr(log),
+                       btf_log_size=len(log), btf_log_level=1)
+    try:
+        return Fd(bpf(Cmd.BTF_LOAD, attr))
+    except BPFError as e:
+        raise BPFError(e.cmd, e.errno, " ".join(log.value.decode(errors="replace").split())) from None
 
 
 def map_update_elem(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:

@@ -8,7 +8,6 @@ comparison.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import struct
@@ -82,71 +81,12 @@ def require_loadable(target: str) -> None:
         raise
 
 
-# --------------------------------------------------------------------- builder gaps
-
-def call_typed(p: IterProgram, helper, arg: str, struct: str, dst: str | None = None) -> str:
-    """dst = helper(arg) for helpers returning a BTF-typed pointer or NULL (bpf_skc_to_*):
-    the verifier types r0 as PTR_TO_BTF_ID_OR_NULL of `struct`; the caller null-checks it."""
-    dst = dst or p.reg()
-    p.emit(asm.mov("r1", asm.reg(arg)), asm.call(helper), asm.mov(dst, asm.Reg.R0))
-    p.typed(dst, struct)
-    return dst
-
-
-def seq_write_reg(p: IterProgram, reg: str, size: int) -> None:
-    """bpf_seq_write(seq, reg, size): raw bytes from memory a register points at (a map
-    element's key/value buffer, a stack buffer)."""
-    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "seq")),
-           asm.mov("r2", asm.reg(reg)), asm.mov("r3", size), asm.call(asm.Helper.seq_write))
-
-
-def ctx_raw(p: IterProgram, field: str, dst: str | None = None) -> str:
-    """dst = ctx->field for context pointers IterProgram cannot type (void *key/value)."""
-    dst = dst or p.reg()
-    off = p.btf.offsetof(f"bpf_iter__{p.target}", field)
-    p.emit(asm.ldx("dw", dst, p.ctx, off))
-    return dst
-
-
-def skip_if_null(p: IterProgram, reg: str, label: str) -> None:
-    p.emit(asm.jmp("jeq", reg, 0, label))
-
-
-# --------------------------------------------------------------------- BTF blobs / maps
-
-BPF_BTF_LOAD = 18
-
-
-class BtfLoadAttr(ctypes.Structure):
-    """union bpf_attr for BPF_BTF_LOAD: btf, btf_log_buf, btf_size, btf_log_size,
-    btf_log_level, btf_log_true_size, btf_flags, btf_token_fd."""
-    _fields_ = [("btf", ctypes.c_uint64), ("btf_log_buf", ctypes.c_uint64),
-                ("btf_size", ctypes.c_uint32), ("btf_log_size", ctypes.c_uint32),
-                ("btf_log_level", ctypes.c_uint32), ("btf_log_true_size", ctypes.c_uint32),
-                ("btf_flags", ctypes.c_uint32), ("btf_token_fd", ctypes.c_int32)]
-
-
-def btf_load(blob: bytes) -> syscall.Fd:
-    data = ctypes.create_string_buffer(blob, len(blob))
-    log = ctypes.create_string_buffer(1 << 16)
-    attr = BtfLoadAttr(btf=ctypes.addressof(data), btf_size=len(blob),
-                       btf_log_buf=ctypes.addressof(log), btf_log_size=len(log), btf_log_level=1)
-    try:
-        return syscall.Fd(syscall.bpf(BPF_BTF_LOAD, attr))
-    except syscall.BPFError as e:
-        raise OSError(e.errno, f"BPF_BTF_LOAD: {os.strerror(e.errno)}: "
-                               f"{log.value.decode(errors='replace')}") from None
-
-
 def map_create_btf(map_type: int, key_size: int, value_size: int, max_entries: int, *,
                    flags: int = 0, name: str = "", btf_fd: int = 0, key_type_id: int = 0,
                    value_type_id: int = 0) -> syscall.Fd:
-    """BPF_MAP_CREATE with BTF key/value types (syscall.map_create has no BTF arguments)."""
-    attr = syscall.MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
-                                 max_entries=max_entries, map_flags=flags,
-                                 map_name=name.encode()[:15], btf_fd=btf_fd,
-                                 btf_key_type_id=key_type_id, btf_value_type_id=value_type_id)
-    return syscall.Fd(syscall.bpf(syscall.Cmd.MAP_CREATE, attr))
+    return syscall.map_create(map_type, key_size, value_size, max_entries, flags=flags, name=name,
+                              btf_fd=btf_fd, btf_key_type_id=key_type_id,
+                              btf_value_type_id=value_type_id)
 
 
 # --------------------------------------------------------------------- /proc readers
@@ -170,20 +110,9 @@ def proc_all_tids() -> set[int]:
 
 
 def pidns_hidden_tids() -> set[int]:
-    """Threads of every process whose /proc/<pid>/ns/pid even root may not read (EACCES).
-
-    On this VM that is the init process (pid 1, `process_api`) and its threads: /proc lists
-    them, but ptrace-style access to them is refused, and the kernel's task iterator skips the
-    whole thread group. Computed here from /proc alone, without any BPF."""
-    hidden: set[int] = set()
-    for pid in proc_pids():
-        try:
-            os.readlink(f"/proc/{pid}/ns/pid")
-        except PermissionError:
-            hidden |= proc_task_tids(pid)
-        except OSError:
-            pass  # exited meanwhile (ENOENT) or a zombie
-    return hidden
+    """Threads the kernel hides even from root (see procfs.hidden_tids)."""
+    import procfs
+    return procfs.hidden_tids()
 
 
 def proc_maps_ranges(pid: int) -> list[tuple[int, int, str]]:

@@ -236,12 +236,12 @@ def test_bpf_link(btf):
 def elem_program(btf, key_size: int, value_size: int) -> IterProgram:
     """Writes each element as raw bytes: key then value."""
     p = IterProgram("bpf_map_elem", btf=btf)
-    k = th.ctx_raw(p, "key")
+    k = p.ctx_raw("key")
     p.exit_if_null(k)
-    v = th.ctx_raw(p, "value")
+    v = p.ctx_raw("value")
     p.exit_if_null(v)
-    th.seq_write_reg(p, k, key_size)
-    th.seq_write_reg(p, v, value_size)
+    p.seq_write_mem(k, key_size)
+    p.seq_write_mem(v, value_size)
     return p
 
 
@@ -298,7 +298,7 @@ def sk_storage_map(stack: contextlib.ExitStack) -> syscall.Fd:
     b = BTFBuilder()
     key_id = b.int("int", 4, signed=True)
     val_id = b.int("long long unsigned int", 8)
-    btf_fd = stack.enter_context(th.btf_load(b.build()))
+    btf_fd = stack.enter_context(syscall.btf_load(b.build()))
     return stack.enter_context(th.map_create_btf(
         BPF_MAP_TYPE_SK_STORAGE, 4, 8, 0, flags=BPF_F_NO_PREALLOC, name="t_skstor",
         btf_fd=btf_fd.fd, key_type_id=key_id, value_type_id=val_id))
@@ -308,7 +308,7 @@ def test_bpf_sk_storage_map(btf, tcp_pairs):
     p = IterProgram("bpf_sk_storage_map", btf=btf)
     sk = p.ctx_ptr("sk")
     p.exit_if_null(sk)
-    v = th.ctx_raw(p, "value")
+    v = p.ctx_raw("value")
     p.exit_if_null(v)
     p.emit(asm.ldx("dw", v, v, 0))
     p.seq_printf("%llu %lu\n", v, Field(sk, "sk_socket->file->f_inode->i_ino"))
@@ -330,12 +330,12 @@ def test_bpf_sk_storage_map(btf, tcp_pairs):
 
 def test_sockmap(btf, tcp_pairs):
     p = IterProgram("sockmap", btf=btf)
-    k = th.ctx_raw(p, "key")
+    k = p.ctx_raw("key")
     p.exit_if_null(k)
     sk = p.ctx_ptr("sk")
     p.emit(asm.ldx("w", k, k, 0))
     empty, done = p.label_name("empty"), p.label_name("done")
-    th.skip_if_null(p, sk, empty)
+    p.skip_if_null(sk, empty)
     p.seq_printf("%u %lu\n", k, Field(sk, "sk_socket->file->f_inode->i_ino"))
     p.emit(asm.ja(done), asm.label(empty))
     p.seq_printf("%u -\n", k)
@@ -402,7 +402,7 @@ def test_tcp(btf, inet_sockets):
     p.exit_if_null(skc)
     # only full sockets have an inode; TIME_WAIT and request socks (which /proc prints with
     # inode 0) make bpf_skc_to_tcp_sock return NULL
-    tp = th.call_typed(p, asm.Helper.skc_to_tcp_sock, skc, "tcp_sock")
+    tp = p.call_typed(asm.Helper.skc_to_tcp_sock, skc, "tcp_sock")
     p.exit_if_null(tp)
     p.release(skc)
     ino = p.reg()

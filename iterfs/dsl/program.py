@@ -141,6 +141,23 @@ class IterProgram:
             raise ValueError(f"{self.target}: context field is not a pointer")
         return self.btf.resolve(t.type).id
 
+    def ctx_raw(self, field: str, dst: str | None = None) -> str:
+        """dst = ctx->field for context pointers BTF leaves untyped (void *key, *value)."""
+        dst = dst or self.reg()
+        self.emit(asm.ldx("dw", dst, self.ctx, self.btf.offsetof(f"bpf_iter__{self.target}", field)))
+        return dst
+
+    def call_typed(self, helper, arg: str, struct: str, dst: str | None = None) -> str:
+        """dst = helper(arg) for helpers returning a BTF-typed pointer or NULL (bpf_skc_to_*);
+        the caller null-checks dst."""
+        dst = dst or self.reg()
+        self.emit(asm.mov("r1", asm.reg(arg)), asm.call(helper), asm.mov(dst, asm.Reg.R0))
+        self.typed(dst, struct)
+        return dst
+
+    def skip_if_null(self, reg: str, label: str) -> None:
+        self.emit(asm.jmp("jeq", reg, 0, label))
+
     def typed(self, reg: str, struct: str) -> None:
         self._types[reg] = self.btf.find(struct).id
 
@@ -251,6 +268,11 @@ class IterProgram:
         self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
                   self.rodata_ptr("r2", off), asm.mov("r3", len(raw)),
                   asm.call(asm.Helper.seq_write))
+
+    def seq_write_mem(self, reg: str, size: int) -> None:
+        """bpf_seq_write of size bytes a register points at (a key/value buffer, the stack)."""
+        self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
+                  asm.mov("r2", asm.reg(reg)), asm.mov("r3", size), asm.call(asm.Helper.seq_write))
 
     def header(self, text: str) -> None:
         """Print text once, before the first object (when meta->seq_num == 0)."""
