@@ -2,7 +2,8 @@
 bpf_map, bpf_prog and bpf_link iterators.
 
 Each line is byte for byte the FIRST line bpftool v7.1 prints for the object (bpftool has no
-header line, so these files have none either):
+header line, so these files have none either). The files are mode 0400: the kernel lets only
+CAP_SYS_ADMIN enumerate BPF objects (BPF_*_GET_NEXT_ID), which is why bpftool runs as root.
 
 bpf/maps   `ID: TYPE  [name NAME  ]flags 0xFLAGS  key KB  value VB  max_entries N`
 
@@ -10,8 +11,9 @@ bpf/maps   `ID: TYPE  [name NAME  ]flags 0xFLAGS  key KB  value VB  max_entries 
     and the first three fields of its second line (show_map_close_plain: "\\tkey %uB  value
     %uB  max_entries %u") on the same line:
 
-        7: hash  name counts  flags 0x0  key 4B  value 8B  max_entries 1024
-        9: array  flags 0x80  key 4B  value 512B  max_entries 1
+        838: hash  name t_hash  flags 0x0  key 8B  value 16B  max_entries 128
+        844: hash  flags 0x0  key 2B  value 2B  max_entries 2
+        845: array  name t_frozen  flags 0x80  key 4B  value 9B  max_entries 1
 
 bpf/progs  `ID: TYPE  [name NAME  ]tag HEX16[  gpl][ run_time_ns N run_cnt N][ recursion_misses N]`
 
@@ -22,9 +24,10 @@ bpf/progs  `ID: TYPE  [name NAME  ]tag HEX16[  gpl][ run_time_ns N run_cnt N][ r
     (bpf_prog_get_stats); they are printed only when non-zero, as bpftool does (run times are
     only counted while kernel.bpf_stats_enabled or a BPF_ENABLE_STATS fd is on):
 
-        12: tracing  name bpf_progs  tag 3b185187f1855c4c  gpl
-        13: socket_filter  tag a04f5eef06a7f555
-        14: tracing  name iterfs_task  tag 2c5bfa2d1f5d5f2e  gpl run_time_ns 20311 run_cnt 3
+        876: socket_filter  tag 59f4a931744dcdc6  gpl
+        878: socket_filter  name t_proprietary  tag 59f4a931744dcdc6
+        879: socket_filter  name iterfs_test_program_with_a_long_name  tag 59f4a931744dcdc6  gpl
+        897: tracing  name tasks  tag f1a8b692c17272f5  gpl run_time_ns 271523 run_cnt 222
 
 bpf/links  `ID: TYPE  prog PROGID  ` + for iterator links `target_name NAME  ` and
            `map_id N  ` (bpf_map_elem, bpf_sk_storage_map) / `tid N ` or `pid N ` (task,
@@ -34,8 +37,9 @@ bpf/links  `ID: TYPE  prog PROGID  ` + for iterator links `target_name NAME  ` a
     other link type (tracing, raw_tracepoint, cgroup, netns, xdp, ...) bpftool v7.1 starts a
     new line right after the header, so the first line is the header alone:
 
-        3: iter  prog 14  target_name task  tid 812 
-        4: tracing  prog 17  
+        4752: iter  prog 886  target_name task  tid 25205 
+        4754: iter  prog 891  target_name cgroup  cgroup_id 1  order self_only  
+        4755: raw_tracepoint  prog 892  
 
 TYPE is libbpf's name for the type: the lower-case suffix of the `enum bpf_map_type`,
 `bpf_prog_type` or `bpf_link_type` enumerator. The name tables are built at build time from
@@ -44,9 +48,9 @@ with two exceptions libbpf has: enumerators that alias another value (the *_DEPR
 spellings of BPF_MAP_TYPE_CGROUP_STORAGE and _PERCPU_CGROUP_STORAGE) give way to the
 non-deprecated name, and the `__MAX_*` sentinels are left out. A value outside the table is
 printed as bpftool prints a value libbpf does not know: `type N`. An installed bpftool older
-than the kernel prints `type N` for types its libbpf lacks (v7.1 with libbpf 1.1 knows map
-types to user_ringbuf/cgrp_storage, prog types to syscall, link types to kprobe_multi);
-these files print the name a bpftool built for this kernel would print.
+than the kernel prints `type N` where its libbpf lacks the name (checked: bpftool v7.1 with
+libbpf 1.1 prints `type 32` for a netfilter program and `type 33` for an arena map); these
+files print the name a bpftool built for the running kernel prints.
 
 Not reproduced: the "  offloaded_to DEV" that bpftool prints after the tag / flags of objects
 offloaded to a NIC (print_dev_plain; needs hardware or netdevsim, which this project cannot
@@ -58,25 +62,26 @@ kernel/bpf/syscall.c bpf_prog_get_info_by_fd, bpf_map_get_info_by_fd, bpf_link_g
 iterator link details from kernel/bpf/bpf_iter.c bpf_iter_link_fill_link_info,
 map_iter.c (map_id), task_iter.c bpf_iter_fill_link_info (tid/pid), cgroup_iter.c
 (cgroup_id = cgrp->kn->id, order). The per-CPU run-time statistics of a program are summed
-with bpf_loop over bpf_map_lookup_percpu_elem on a small per-CPU array map that the program
-loads with (see _percpu_offsets): this kernel's BTF carries no __percpu type tags and its
-kallsyms no per-CPU symbols, so bpf_per_cpu_ptr() on prog->stats is not available.
+by a may_goto loop over bpf_map_lookup_percpu_elem on a small per-CPU array map that the
+program loads with (see emit_prog_stats and programs.MAP_PERCPU): this kernel's BTF carries no
+__percpu type tags and its kallsyms no per-CPU symbols, so bpf_per_cpu_ptr() on prog->stats
+is not available. bpf/progs therefore needs Linux 6.9 (may_goto); bpf/links needs
+bpf_strncmp (5.17) and the bpf_link iterator (5.19).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
-from iterfs import asm, syscall
+from iterfs import asm
 from iterfs.catalog import IterSpec
-from iterfs.dsl.program import Addr, Const, Field, IterProgram, ProgramSpec, count_conversions
-from iterfs.programs import load_iterator_program
+from iterfs.dsl.program import Addr, Field, IterProgram, ProgramSpec, Stack
+from iterfs.programs import MAP_PERCPU
 
 # include/uapi/linux/bpf.h
 BPF_OBJ_NAME_LEN = 16
-BPF_TAG_SIZE = 8
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_F_RDONLY_PROG = 1 << 7
 # include/uapi/linux/btf.h
 BTF_KIND_FUNC = 12
 # tools/bpf/bpftool/main.h: the buffer get_prog_full_name() fills
@@ -91,14 +96,6 @@ ITER_CGROUP_TARGET = "cgroup"
 # link.c cgroup_order_string(): "unknown" for anything else
 CGROUP_ORDER_UNKNOWN = "unknown"
 
-# helpers this module calls that iterfs.asm.Helper may not name
-FUNC_PROBE_READ_KERNEL = 113
-FUNC_PROBE_READ_KERNEL_STR = 115
-FUNC_STRNCMP = 182
-FUNC_MAP_LOOKUP_PERCPU_ELEM = 195
-
-# the per-CPU array map programs of this module reach by index (see PercpuProgramSpec)
-MAP_PERCPU = 2
 
 
 # ------------------------------------------------------------------ type-name tables
@@ -106,21 +103,18 @@ MAP_PERCPU = 2
 def enum_names(btf, enum: str, prefix: str) -> dict[int, str]:
     """value → libbpf's name (lower-case suffix) for the enumerators of enum.
 
-    libbpf's tables (tools/lib/bpf/libbpf.c map_type_name, prog_type_name, link_type_name,
-    cgroup order strings in bpftool) are these suffixes; an alias value keeps the name that
-    is not *_DEPRECATED, and __MAX_* / MAX_* sentinels are not types."""
+    libbpf's tables (tools/lib/bpf/libbpf.c map_type_name, prog_type_name, link_type_name)
+    and bpftool's cgroup_order_string() (link.c) are these suffixes. An aliased value keeps
+    the spelling that is not *_DEPRECATED; the __MAX_* sentinels lack the prefix."""
     out: dict[int, str] = {}
     for name, value in btf.enum_values(enum).items():
-        if not name.startswith(prefix) or value < 0:
+        suffix = name[len(prefix):].lower()
+        if not name.startswith(prefix) or not suffix or value < 0:
             continue
-        suffix = name[len(prefix):]
-        if not suffix or suffix.startswith("MAX") or name.startswith("__"):
-            continue
-        if value in out and suffix.endswith("_DEPRECATED"):
-            continue
-        if value in out and not out[value].upper().endswith("_DEPRECATED"):
-            continue  # the first non-deprecated spelling wins
-        out[value] = suffix.lower()
+        if value in out and (suffix.endswith("_deprecated")
+                             or not out[value].endswith("_deprecated")):
+            continue  # the first spelling that is not deprecated wins
+        out[value] = suffix
     return out
 
 
@@ -159,44 +153,13 @@ def emit_name_lookup(p: IterProgram, table: NameTable, val: str, dst: str, unkno
 
 # ------------------------------------------------------------------ builder additions
 
-@dataclasses.dataclass(frozen=True)
-class Stack:
-    """A u64 stack slot (offset from r10) as a seq_printf argument."""
-    off: int
-
-
 def printf(p: IterProgram, fmt: str, *args) -> None:
-    """p.seq_printf that also takes Stack slots as arguments."""
-    n = count_conversions(fmt)
-    if n != len(args) or n > 12 or not fmt.isascii():
-        raise ValueError(f"format {fmt!r}: {n} conversions, {len(args)} arguments")
-    off = p.string(fmt)
-    data = p.stack(8 * n) if n else 0
-    for i, a in enumerate(args):
-        if isinstance(a, Stack):
-            p.emit(asm.ldx("dw", "r1", "r10", a.off))
-        else:
-            p.value("r1", a)
-        p.emit(asm.stx("dw", "r10", "r1", data + 8 * i))
-    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "seq")),
-           p.rodata_ptr("r2", off), asm.mov("r3", len(fmt.encode()) + 1))
-    if n:
-        p.emit(asm.mov("r4", asm.Reg.R10), asm.alu("add", "r4", data), asm.mov("r5", 8 * n))
-    else:
-        p.emit(asm.mov("r4", 0), asm.mov("r5", 0))
-    p.emit(asm.call(asm.Helper.seq_printf))
-    if n:
-        p._stack -= 8 * n  # the array is dead after the call (as IterProgram.seq_printf)
+    p.seq_printf(fmt, *args)
 
 
 def probe_read(p: IterProgram, dst_off: int, size: int, src: str, src_off: int = 0, *,
                string: bool = False) -> None:
-    """bpf_probe_read_kernel{,_str}(r10 + dst_off, size, src + src_off). Clobbers r0-r5."""
-    p.emit(asm.mov("r3", asm.reg(src)))
-    if src_off:
-        p.emit(asm.alu("add", "r3", src_off))
-    p.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", dst_off), asm.mov("r2", size),
-           asm.call(FUNC_PROBE_READ_KERNEL_STR if string else FUNC_PROBE_READ_KERNEL))
+    p.probe_read(dst_off, size, src, src_off, string=string)
 
 
 def store_rodata_ptr(p: IterProgram, slot: int, text: str, tmp: str = "r2") -> None:
@@ -219,27 +182,6 @@ def name_parts(p: IterProgram, first_byte: str, slots: int, word: str) -> None:
     store_rodata_ptr(p, slots, "name ")
     store_rodata_ptr(p, slots + 16, "  " + word)
     p.emit(asm.label(done))
-
-
-@dataclasses.dataclass(frozen=True)
-class PercpuProgramSpec(ProgramSpec):
-    """A ProgramSpec whose bytecode also names a per-CPU array map by index MAP_PERCPU.
-
-    The standard loader knows map indices 0 and 1 only; this load() creates the map (one
-    8-byte entry), rewrites those ld_imm64 into BPF_PSEUDO_MAP_FD of it, and leaves the
-    rest to the standard loader. The program keeps the map; this fd is closed at once."""
-
-    def load(self, *, btf=None, log_level: int = 0):
-        with syscall.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, name="iterfs_pcpu") as m:
-            insns = []
-            for i in asm.decode(self.bytecode):
-                if (i.slots == 2 and i.src == asm.PseudoSrc.MAP_IDX
-                        and i.imm & 0xFFFFFFFF == MAP_PERCPU):
-                    i = asm.ld_map_fd(i.dst, m.fd)
-                insns.append(i)
-            return load_iterator_program(asm.assemble(insns), self.target,
-                                         prog_name=self.name or None, btf=btf,
-                                         rodata=self.rodata or None, log_level=log_level)
 
 
 def percpu_map(dst: str) -> asm.Insn:
@@ -353,13 +295,13 @@ def emit_prog_stats(p: IterProgram, prog: str, ctx: int) -> None:
            asm.may_goto(done),
            percpu_map("r1"), asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", ctx + 56),
            asm.ldx("dw", "r3", "r10", ctx + 48),
-           asm.call(FUNC_MAP_LOOKUP_PERCPU_ELEM),
+           asm.call(asm.Helper.map_lookup_percpu_elem),
            asm.jmp("jeq", "r0", 0, done),
            percpu_map("r1"), asm.alu("sub", "r0", asm.Reg.R1),     # value - map
            asm.ldx("dw", "r1", "r10", ctx + 8), asm.alu("add", "r0", asm.Reg.R1),
            asm.ldx("dw", "r3", "r10", ctx), asm.alu("add", "r3", asm.Reg.R0),
            asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", ctx + 64), asm.mov("r2", size),
-           asm.call(FUNC_PROBE_READ_KERNEL),
+           asm.call(asm.Helper.probe_read_kernel),
            asm.jmp("jne", "r0", 0, next_cpu))
     for i, off in enumerate(fields):
         p.emit(asm.ldx("dw", "r1", "r10", ctx + 64 + off),
@@ -422,7 +364,7 @@ def build_progs(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
     p.emit(asm.label(no_miss))
     p.seq_write("\n")
     spec = p.build()
-    return PercpuProgramSpec(spec.target, spec.bytecode, spec.rodata, spec.name)
+    return spec
 
 
 # ------------------------------------------------------------------ bpf/links
@@ -431,7 +373,7 @@ def strncmp_eq(p: IterProgram, buf: int, text: str, target: str) -> None:
     """Jump to target when the NUL-terminated string at r10+buf equals text
     (bpf_strncmp with text from read-only rodata)."""
     p.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", buf), asm.mov("r2", TARGET_BUF),
-           p.rodata_ptr("r3", p.string(text)), asm.call(FUNC_STRNCMP),
+           p.rodata_ptr("r3", p.string(text)), asm.call(asm.Helper.strncmp),
            asm.jmp("jeq", "r0", 0, target))
 
 
@@ -540,8 +482,13 @@ def build_links(btf, *, names: dict[int, str] | None = None) -> ProgramSpec:
     return p.build()
 
 
+# Listing BPF objects takes CAP_SYS_ADMIN (BPF_{MAP,PROG,LINK}_GET_NEXT_ID in
+# kernel/bpf/syscall.c): the files are root-only too.
+MODE = 0o400
+
 FILES = [
-    IterSpec("bpf/maps", "bpf_map", build_maps, doc="bpftool map list (first line + key/value/max_entries)"),
-    IterSpec("bpf/progs", "bpf_prog", build_progs, doc="bpftool prog list (first line)"),
-    IterSpec("bpf/links", "bpf_link", build_links, doc="bpftool link list (first line)"),
+    IterSpec("bpf/maps", "bpf_map", build_maps, mode=MODE,
+             doc="bpftool map list (first line + key/value/max_entries)"),
+    IterSpec("bpf/progs", "bpf_prog", build_progs, mode=MODE, doc="bpftool prog list (first line)"),
+    IterSpec("bpf/links", "bpf_link", build_links, mode=MODE, doc="bpftool link list (first line)"),
 ]

@@ -10,13 +10,14 @@ parentheses (proc_task_name: comm, a kernel thread's full name, a workqueue work
 """
 
 from iterfs.catalog import IterSpec
-from iterfs.dsl.program import Field, IterProgram
+from iterfs.dsl.program import Field, IterProgram, ProgramSpec
 
 from ._proc import task_name, task_state
 
 HEADER = "   TGID     TID    PPID   UID S COMM\n"
 
-def build(btf) -> "ProgramSpec":
+
+def build(btf) -> ProgramSpec:
     p = IterProgram("task", btf=btf, name="tasks")
     p.header(HEADER)
     t = p.ctx_ptr("task")

@@ -14,7 +14,7 @@ import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 
-from .btf import BTF, BTFError, BTFNotFound
+from .btf import BTF
 from .dsl.program import ProgramSpec
 from .programs import Link, Program, link_iterator, read_all, target_name
 

@@ -28,8 +28,8 @@ READ_CHUNK = 256 * 1024
 """Bytes asked of the source fd per read(2); a BPF iterator returns at most its seq
 buffer (PAGE_SIZE << 3) per call, a pipe at most its capacity."""
 
-READAHEAD_MIN = 256 * 1024
-READAHEAD_MAX = 4 * 1024 * 1024
+LOOKAHEAD = 1 << 20
+"""How far a handle's worker reads beyond the furthest offset its reader has asked for."""
 
 CHUNK_SHIFT = 20
 CHUNK = 1 << CHUNK_SHIFT
@@ -100,36 +100,49 @@ def _split(path: str) -> list[str]:
 #   views:  [ chunk 0 ][ chunk 1 ][ chunk 2 ]...     offset = i << CHUNK_SHIFT | o
 #   size:   bytes produced so far (the tail of the last chunk is free space)
 #
-# A worker thread reads straight into the free space (one copy, kernel to chunk), while
-# the trio thread keeps serving the produced part: chunks never move or resize, so the
-# memoryview slices handed to pyfuse3 need no copy and nothing is copied twice. Fresh
-# memory costs a page fault per 4 KiB (about as much as the copy itself), so released
-# chunks go back to a small pool, which keeps repeated reads of big files fast. Chunks are
-# mmap'd: a small file touches only the pages it fills.
+# A worker thread (the "pump") reads the fd straight into the free space and publishes
+# each read by advancing `size`; the trio thread serves [off, end) whenever end <= size,
+# with no lock and no thread round-trip. Chunks never move or resize, so the memoryview
+# slices handed to pyfuse3 need no copy; only a read spanning two chunks is joined.
+# Fresh memory costs a page fault per 4 KiB (here about as much as the copy), so the
+# chunks of released handles go back to a small pool; chunks are mmap'd, so a small
+# file touches only the pages it fills.
 #
-# Fills are serialised per handle by a trio.Lock; handles fill in parallel, up to the
-# thread limiter. Every fill asks for at least `ahead` bytes, which doubles up to 4 MiB,
-# so a long file costs O(log size) + size/4 MiB thread round-trips. When serve() lends a
-# nursery, a fill also starts in the background at open and whenever a reader gets within
-# `ahead` of the produced end: the iterator runs while the kernel and the reader are busy
-# with the previous chunk. A reader that stops early leaves at most `ahead` unread.
+# A pump runs in its own trio task (in the nursery serve() lends) and keeps reading
+# while `size` < `hw` + LOOKAHEAD, `hw` being the furthest end any read has asked for:
+# it starts at open (every open is followed by a read), restarts when a reader gets
+# within LOOKAHEAD/2 of the produced end, and stops at EOF, on error, or when the
+# handle is released. A reader that needs bytes not produced yet registers (wait_end,
+# wake) and the pump wakes it through the trio token as soon as they are there, so the
+# iterator, the kernel's copy to the reader and the reader itself all run at once, and
+# one thread round-trip covers a whole file for a reader that keeps up. At most
+# LOOKAHEAD is read that nobody asked for. Waiting readers of one handle queue on its
+# trio.Lock; pumps of different handles run in parallel up to the thread limiter.
+# The fd is closed only once no pump uses it: a closed fd number can be reused at once.
 
 
 class _Handle:
     """One open file: its own source fd and everything produced from it so far."""
 
-    __slots__ = ("fd", "path", "views", "size", "eof", "error", "ahead", "lock", "pending")
+    __slots__ = (
+        "fd", "path", "views", "size", "eof", "error", "logged", "hw",
+        "filling", "closing", "wake", "wait_end", "lock",
+    )  # fmt: skip
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
         self.views: list[memoryview] = []
-        self.size = 0
+        self.size = 0  # written by the pump, read by the trio thread
         self.eof = False
         self.error: OSError | None = None
-        self.ahead = READAHEAD_MIN
+        self.logged = False
+        self.hw = 0  # furthest end asked for
+        self.filling = False  # a pump is scheduled or running
+        self.closing = False  # released: the pump stops, then the fd is closed
+        self.wake: trio.Event | None = None
+        self.wait_end = 0
         self.lock = trio.Lock()
-        self.pending = False  # a background fill is scheduled or running
 
     def slice(self, off: int, end: int):
         i = off >> CHUNK_SHIFT
@@ -146,23 +159,39 @@ class _Handle:
         return b"".join(parts)
 
 
-def _fill(fd: int, views: list[memoryview], pos: int, want: int):
-    """Worker thread: read at least `want` bytes from `fd` into `views` at offset `pos`.
+def _new_chunk() -> memoryview:
+    return memoryview(mmap.mmap(-1, CHUNK, flags=mmap.MAP_PRIVATE))
 
-    Returns (bytes read, EOF seen, error). The views cover at least pos + want bytes.
-    """
-    got = 0
+
+def _pump(h: _Handle, pool: list[memoryview], token: trio.lowlevel.TrioToken) -> None:
+    """Worker thread: read `h.fd` into `h`'s chunks until far enough ahead, EOF or error."""
+    fd = h.fd
+    views = h.views
+    pos = h.size
     try:
-        while got < want:
+        while not h.closing and pos < h.hw + LOOKAHEAD:
+            i = pos >> CHUNK_SHIFT
+            if i == len(views):
+                try:
+                    views.append(pool.pop())
+                except IndexError:
+                    views.append(_new_chunk())
             o = pos & CHUNK_MASK
-            n = _os_readv(fd, [views[pos >> CHUNK_SHIFT][o : o + min(READ_CHUNK, CHUNK - o)]])
+            n = _os_readv(fd, [views[i][o : o + min(READ_CHUNK, CHUNK - o)]])
             if n == 0:
-                return got, True, None
-            got += n
+                h.eof = True
+                return
             pos += n
+            h.size = pos
+            if h.wake is not None and pos >= h.wait_end:
+                wake, h.wake = h.wake, None
+                if wake is not None:
+                    token.run_sync_soon(wake.set)
     except OSError as exc:
-        return got, False, exc
-    return got, False, None
+        h.error = exc
+    except Exception as exc:  # a bug: the trio side logs it
+        h.error = OSError(errno.EIO, f"{type(exc).__name__}: {exc}")
+        log.exception("iterfs: reading %s", h.path)
 
 
 def _guard(handler):
@@ -216,15 +245,16 @@ class IterFS(pyfuse3.Operations):
         self.entry_timeout = entry_timeout
         self.attr_timeout = attr_timeout
         self.mount_ns = time.time_ns()
-        # Iterator reads are kernel CPU work (or, for odd sources, plain blocking), so a
-        # few threads per CPU keep every core busy while one slow reader cannot starve
-        # the rest; reads beyond the limit queue on the trio side, not on the loop.
+        # Iterator reads are kernel CPU work (or, for odd sources, plain blocking). A pump
+        # holds its thread while its reader keeps up, so the limit is about concurrent
+        # streaming readers, not CPUs: beyond it, pumps queue on the trio side (never on
+        # the loop) until another reader finishes or falls LOOKAHEAD behind.
         if max_threads is None:
             max_threads = min(64, max(32, 4 * (os.cpu_count() or 1)))
         self.limiter = trio.CapacityLimiter(max_threads)
         self._pool: list[memoryview] = []
         self._pool_max = pool_bytes >> CHUNK_SHIFT
-        self._nursery: trio.Nursery | None = None  # lent by serve() for background fills
+        self._nursery: trio.Nursery | None = None  # lent by serve() for the pumps
         self._inode_of: dict[tuple[str, bool], int] = {("", True): pyfuse3.ROOT_INODE}
         self._next_inode = pyfuse3.ROOT_INODE + 1
         self._retired: dict[int, pyfuse3.EntryAttributes] = {}
@@ -319,8 +349,14 @@ class IterFS(pyfuse3.Operations):
         """Close every source fd still open (after the session has ended)."""
         handles, self._handles = self._handles, {}
         for h in handles.values():
-            self._close(h)
+            h.closing = True
+            if not h.filling:
+                self._close(h)
         self._dirs.clear()
+
+    def _stop_pumps(self) -> None:
+        for h in self._handles.values():
+            h.closing = True
 
     def _close(self, h: _Handle) -> None:
         """Close the fd and recycle the chunks; only when no fill holds the handle."""
@@ -367,14 +403,18 @@ class IterFS(pyfuse3.Operations):
 
     @_guard
     async def getattr(self, inode, ctx=None):
-        attr = self._tree.attrs.get(inode) or self._retired.get(inode)
+        attr = self._tree.attrs.get(inode)
+        if attr is None:
+            attr = self._retired.get(inode)
         if attr is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return attr
 
     @_guard
     async def access(self, inode, mode, ctx):
-        attr = self._tree.attrs.get(inode) or self._retired.get(inode)
+        attr = self._tree.attrs.get(inode)
+        if attr is None:
+            attr = self._retired.get(inode)
         if attr is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         if mode & os.W_OK:
@@ -475,18 +515,19 @@ class IterFS(pyfuse3.Operations):
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
         if self._nursery is not None:  # every open is followed by a read: start now
-            h.pending = True
-            self._nursery.start_soon(self._prefetch, h)
+            self._start_pump(h)
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
 
-    # read() is the hot path: no decorator, and no thread round-trip when the buffer
-    # already covers the request. The reply is a memoryview of a chunk (no copy);
+    # read() is the hot path: no decorator, and no thread round-trip or lock when the
+    # buffer already covers the request. The reply is a memoryview of a chunk (no copy);
     # pyfuse3 copies it into the reply at once.
     async def read(self, fh, off, size):
         h = self._handles.get(fh)
         if h is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         end = off + size
+        if end > h.hw:
+            h.hw = end
         if end > h.size:
             if not h.eof:
                 try:
@@ -499,70 +540,82 @@ class IterFS(pyfuse3.Operations):
             end = h.size
             if off >= end:
                 return b""
-        elif h.size - end < h.ahead and not h.pending and not h.eof and self._nursery:
-            h.pending = True
-            self._nursery.start_soon(self._prefetch, h)
+        elif (
+            not h.eof
+            and not h.filling
+            and h.size - end < LOOKAHEAD // 2
+            and h.error is None
+            and self._nursery is not None
+        ):
+            self._start_pump(h)
         return h.slice(off, end)
 
     async def _read_more(self, h: _Handle, off: int, end: int):
-        async with h.lock:
-            if end > h.size and not h.eof and h.error is None:
-                await self._fill_locked(h, end - h.size)
+        lock = h.lock
+        try:
+            lock.acquire_nowait()  # unlike `async with`, no schedule point when free
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            while end > h.size and not h.eof and h.error is None:
+                if h.closing:
+                    raise pyfuse3.FUSEError(errno.EBADF)
+                if self._nursery is None:  # no session (direct calls): pump inline
+                    h.filling = True
+                    await self._run_pump(h)
+                    continue
+                if not h.filling:
+                    self._start_pump(h)
+                wake = trio.Event()
+                h.wait_end = end
+                h.wake = wake
+                if end <= h.size or not h.filling:  # raced with the pump
+                    h.wake = None
+                    continue
+                await wake.wait()
             if end > h.size:
                 if not h.eof:  # a short reply would read as EOF: never truncate silently
                     raise pyfuse3.FUSEError(errno.EIO)
                 end = h.size
                 if off >= end:
                     return b""
-            if not h.eof and not h.pending and self._nursery is not None:
-                h.pending = True
-                self._nursery.start_soon(self._prefetch, h)
             return h.slice(off, end)
-
-    async def _fill_locked(self, h: _Handle, need: int) -> None:
-        """Read at least max(need, h.ahead) more bytes into `h`; caller holds h.lock."""
-        if h.fd < 0:
-            raise pyfuse3.FUSEError(errno.EBADF)
-        want = max(need, h.ahead)
-        h.ahead = min(h.ahead * 2, READAHEAD_MAX)
-        views = h.views
-        pool = self._pool
-        while len(views) << CHUNK_SHIFT < h.size + want:
-            views.append(pool.pop() if pool else memoryview(mmap.mmap(-1, CHUNK, flags=mmap.MAP_PRIVATE)))
-        got, eof, exc = await trio.to_thread.run_sync(
-            _fill, h.fd, views, h.size, want, limiter=self.limiter
-        )
-        h.size += got
-        h.eof = eof
-        if exc is not None:
-            h.error = exc
-            log.error("iterfs: reading %s failed after %d bytes: %s", h.path, h.size, exc)
-
-    async def _prefetch(self, h: _Handle) -> None:
-        # Runs in serve()'s nursery: an exception here would end the session.
-        try:
-            async with h.lock:
-                if h.fd >= 0 and not h.eof and h.error is None:
-                    await self._fill_locked(h, 0)
-        except Exception:
-            log.exception("iterfs: background read of %s failed", h.path)
-            if h.error is None:
-                h.error = OSError(errno.EIO, "background read failed")
         finally:
-            h.pending = False
+            lock.release()
+
+    def _start_pump(self, h: _Handle) -> None:
+        h.filling = True
+        self._nursery.start_soon(self._run_pump, h)
+
+    async def _run_pump(self, h: _Handle) -> None:
+        # In serve()'s nursery: nothing may escape, or the session ends.
+        try:
+            if not h.closing:
+                token = trio.lowlevel.current_trio_token()
+                await trio.to_thread.run_sync(_pump, h, self._pool, token, limiter=self.limiter)
+        except Exception as exc:
+            h.error = OSError(errno.EIO, f"{type(exc).__name__}: {exc}")
+            log.exception("iterfs: reading %s", h.path)
+        finally:
+            h.filling = False
+            wake, h.wake = h.wake, None
+            if wake is not None:
+                wake.set()
+            if h.error is not None and not h.logged:
+                h.logged = True
+                log.error("iterfs: reading %s failed after %d bytes: %s", h.path, h.size, h.error)
+            if h.closing:
+                self._close(h)
 
     @_guard
     async def release(self, fh):
         h = self._handles.pop(fh, None)
         if h is None:
             return
-        if h.lock.locked():
-            # Wait for the fill in flight (a killed reader's, or a background one) so
-            # its fd cannot be closed, reused and then read, nor its chunks recycled.
-            async with h.lock:
-                self._close(h)
-        else:
+        h.closing = True
+        if not h.filling:
             self._close(h)
+        # else the pump stops after its current read and _run_pump closes the fd
 
     # -- everything that would change the tree -----------------------------------------
 
@@ -636,8 +689,9 @@ async def serve(
                 await pyfuse3.main(max_tasks=max_tasks)
             _Session.serving = False
             ops._nursery = None
-            # Background fills still running finish their current read (a thread
-            # cannot be cancelled); none starts any more.
+            # Pumps still running stop after their current read (a thread cannot be
+            # cancelled); none starts any more.
+            ops._stop_pumps()
     finally:
         _Session.serving = False
         _Session.token = None
@@ -651,28 +705,22 @@ async def serve(
 
 
 def _terminate_here() -> None:
-    _Session.stop = True
     if _Session.serving:
         pyfuse3.terminate()
 
 
 def terminate() -> None:
-    """End a running serve(): from its trio thread, a signal handler loop or another thread.
+    """End a running serve(); callable from anywhere, a no-op when nothing is served.
 
-    A no-op when nothing is being served.
+    From its trio thread (a signal receiver loop), a plain signal handler or another
+    thread alike: it goes through TrioToken.run_sync_soon, the one trio entry point
+    that is safe from all of them. A terminate() between serve()'s start and the mount
+    is honoured too: main() is then never entered.
     """
+    _Session.stop = True
     token = _Session.token
-    if token is None:
-        _Session.stop = True
-        return
-    try:
-        current = trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        current = None
-    if current is token:
-        _terminate_here()
-        return
-    try:
-        trio.from_thread.run_sync(_terminate_here, trio_token=token)
-    except trio.RunFinishedError:
-        pass
+    if token is not None:
+        try:
+            token.run_sync_soon(_terminate_here)
+        except trio.RunFinishedError:
+            pass

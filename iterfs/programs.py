@@ -29,7 +29,9 @@ BPF_F_RDONLY_PROG = 1 << 7
 # BPF_PSEUDO_MAP_IDX / _IDX_VALUE) and the loader passes fd_array. The indices are fixed:
 MAP_RODATA = 0   # frozen read-only array: format strings and constants
 MAP_STOPPED = 1  # LRU hash session_id -> 1: sessions that asked to stop (iter_return_stop)
+MAP_PERCPU = 2   # one-entry per-CPU array: its per-CPU addresses give each CPU's offset
 STOPPED_ENTRIES = 4096
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPFFS = "/sys/fs/bpf"
 
 _LOG_START, _LOG_MAX = 1 << 16, 1 << 26
@@ -123,9 +125,9 @@ def _map_fds(bytecode: bytes, rodata: bytes | None, name: str, maps: contextlib.
             if i.slots == 2 and i.src in (asm.PseudoSrc.MAP_IDX, asm.PseudoSrc.MAP_IDX_VALUE)}
     if not used:
         return []
-    if used - {MAP_RODATA, MAP_STOPPED}:
+    if used - {MAP_RODATA, MAP_STOPPED, MAP_PERCPU}:
         raise ValueError(f"{name}: bytecode refers to unknown map index {sorted(used)}")
-    fds = [0, 0]
+    fds = [0, 0, 0]
     if MAP_RODATA in used:
         if not rodata:
             raise ValueError(f"{name}: bytecode reads rodata but none was given")
@@ -133,7 +135,10 @@ def _map_fds(bytecode: bytes, rodata: bytes | None, name: str, maps: contextlib.
     if MAP_STOPPED in used:
         fds[MAP_STOPPED] = maps.enter_context(
             syscall.map_create(BPF_MAP_TYPE_LRU_HASH, 8, 8, STOPPED_ENTRIES, name="stopped")).fd
-    return fds
+    if MAP_PERCPU in used:
+        fds[MAP_PERCPU] = maps.enter_context(syscall.map_create(
+            BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, flags=BPF_F_RDONLY_PROG, name="percpu")).fd
+    return fds[:max(used) + 1]
 
 
 def _load(bytecode, target, btf_id, name, license, log_level, fd_array) -> Program:

@@ -132,7 +132,7 @@ def test_mount_skips_bad_modules_and_serves_the_rest(paths, bad_catalog):
     mp, pins = paths
     d = Daemon(mp, pins, "--catalog", bad_catalog).start()
     try:
-        assert sorted(os.listdir(mp)) == ["tasks"]   # odd/ never appears
+        assert "tasks" in os.listdir(mp) and "odd" not in os.listdir(mp)
         assert open(os.path.join(mp, "tasks")).readline().startswith("   TGID")
         log = d.output()
         assert "odd/thing unsupported: no iterator target 'no_such_target'" in log

@@ -294,6 +294,54 @@ def test_streaming_reads_direct():
     assert src.opens == 2
 
 
+def test_background_pump_direct():
+    """With a nursery lent (as serve() does), pumps stream while readers wait and wake."""
+    data = pattern(3 * 1024 * 1024, b"bg")
+    gate, gate2 = threading.Event(), threading.Event()
+    src, src2 = Source(data, gate=gate), Source(data, gate=gate2)
+    ops = IterFS({"f": FileNode(0o444, src), "g": FileNode(0o444, src2)})
+    f = run(ops.lookup, pyfuse3.ROOT_INODE, b"f", None).st_ino
+    g = run(ops.lookup, pyfuse3.ROOT_INODE, b"g", None).st_ino
+
+    async def body():
+        async with trio.open_nursery() as nursery:
+            ops._nursery = nursery
+            fh = (await ops.open(f, os.O_RDONLY, None)).fh
+            got = {}
+
+            async def reader(key, off, size):
+                got[key] = bytes(await ops.read(fh, off, size))
+
+            nursery.start_soon(reader, "far", 2_500_000, 1000)
+            nursery.start_soon(reader, "near", 10, 10)
+            await trio.sleep(0.05)
+            assert got == {}  # both wait for the blocked source, the loop does not
+            gate.set()
+            with trio.fail_after(10):
+                while len(got) < 2:
+                    await trio.sleep(0.01)
+            assert got == {"far": data[2_500_000:2_501_000], "near": data[10:20]}
+            out = bytearray()
+            while chunk := await ops.read(fh, len(out), 131072):
+                out += chunk
+            assert out == data
+            await ops.release(fh)
+
+            fh2 = (await ops.open(g, os.O_RDONLY, None)).fh  # its pump blocks on gate2
+            await trio.sleep(0.05)
+            await ops.release(fh2)  # returns at once; the fd waits for the pump
+            assert ops.open_handles() == 0
+            assert os.fstat(src2.fds[0])
+            gate2.set()
+            with trio.fail_after(10):
+                while errno_of(os.fstat, src2.fds[0]) != errno.EBADF:
+                    await trio.sleep(0.01)
+            ops._nursery = None
+
+    run(body)
+    assert (src.opens, src2.opens) == (1, 1)
+
+
 def test_read_errors_direct(fail_reads, caplog):
     src = planned_source(fail_reads, good_reads=1, err=errno.E2BIG)
     ops = IterFS({"bad": FileNode(0o444, src)})
@@ -477,6 +525,59 @@ def test_32_concurrent_readers(mount):
 
 
 @pytest.mark.fuse
+def test_concurrent_preads_on_one_handle(mount):
+    data = pattern(4 * 1024 * 1024 + 7, b"shared")
+    m = mount({"f": node(data)})
+    fd = os.open(f"{m.mountpoint}/f", os.O_RDONLY)
+    bad: list = []
+
+    def worker(seed):
+        rng = random.Random(seed)
+        for _ in range(60):
+            off = rng.randrange(len(data) + 100)
+            size = rng.choice([1, 100, 4096, 65536, 131072, 300_000])
+            got = os.pread(fd, size, off)
+            if got != data[off : off + size]:
+                bad.append((off, size, len(got)))
+
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        os.close(fd)
+    assert not bad
+    assert wait_for(lambda: m.ops.open_handles() == 0)
+
+
+@pytest.mark.fuse
+def test_killed_reader_leaks_nothing(mount):
+    gate = threading.Event()
+    slow = Source(pattern(500_000, b"k"), gate=gate)
+    m = mount({"slow": FileNode(0o444, slow), "ok": node(b"ok\n")})
+    baseline = fd_count()
+    proc = subprocess.Popen(["cat", f"{m.mountpoint}/slow"], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: slow.opens == 1)
+        time.sleep(0.1)  # cat is blocked in read(), waiting for the source
+        proc.kill()
+        # A request already in userspace holds even SIGKILL until it is answered
+        # (pyfuse3 ignores FUSE_INTERRUPT); the session keeps serving meanwhile.
+        assert read_file(f"{m.mountpoint}/ok") == b"ok\n"
+        gate.set()
+        proc.wait(10)
+        assert wait_for(lambda: m.ops.open_handles() == 0)
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            proc.wait(30)
+    assert wait_for(lambda: fd_count() == baseline), (fd_count(), baseline)
+    assert read_file(f"{m.mountpoint}/ok") == b"ok\n" and m.alive()
+
+
+@pytest.mark.fuse
 def test_blocked_reader_does_not_block_others(mount):
     gate = threading.Event()
     slow = Source(pattern(100_000, b"slow"), gate=gate)
@@ -632,8 +733,35 @@ def test_mount_failure_is_reported_and_the_next_mount_works(tmp_path, mount):
     assert read_file(f"{m.mountpoint}/x") == b"x\n"
 
 
+DAEMON = """
+import os, signal, sys, trio
+from iterfs.fs import FileNode, IterFS, serve, terminate
+
+mode, mountpoint, source = sys.argv[1:]
+
+async def main():
+    ops = IterFS({"hello": FileNode(0o444, lambda: os.open(source, os.O_RDONLY))})
+    async with trio.open_nursery() as nursery:
+        if mode == "receiver":
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                await nursery.start(serve, ops, mountpoint)
+                print("ready", flush=True)
+                async for _ in signals:
+                    terminate()
+                    break
+        else:  # a plain handler, running between two bytecodes of the trio thread
+            signal.signal(signal.SIGTERM, lambda *_: terminate())
+            await nursery.start(serve, ops, mountpoint)
+            print("ready", flush=True)
+    print("done", ops.open_handles(), flush=True)
+
+trio.run(main)
+"""
+
+
 @pytest.mark.fuse
-def test_terminate_from_a_signal_loop_in_the_daemon_nursery(tmp_path):
+@pytest.mark.parametrize("mode", ["receiver", "handler"])
+def test_daemon_stops_on_sigterm(tmp_path, mode):
     require_fuse()
     import signal
 
@@ -641,25 +769,10 @@ def test_terminate_from_a_signal_loop_in_the_daemon_nursery(tmp_path):
     mp.mkdir()
     src = tmp_path / "hello.txt"
     src.write_bytes(b"hello from a file\n")
-    script = f"""
-import os, signal, sys, trio
-from iterfs.fs import FileNode, IterFS, serve, terminate
-
-async def main():
-    ops = IterFS({{"hello": FileNode(0o444, lambda: os.open({str(src)!r}, os.O_RDONLY))}})
-    async with trio.open_nursery() as n:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            await n.start(serve, ops, {str(mp)!r})
-            print("ready", flush=True)
-            async for _ in signals:
-                terminate()
-                break
-    print("done", ops.open_handles(), flush=True)
-
-trio.run(main)
-"""
     proc = subprocess.Popen(
-        [os.sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [os.sys.executable, "-c", DAEMON, mode, str(mp), str(src)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout.readline() == b"ready\n"

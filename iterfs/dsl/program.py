@@ -24,6 +24,8 @@ __all__ = ["IterProgram", "ProgramSpec", "Field", "Addr", "Const", "Stack", "MAX
 MAX_PRINTF_ARGS = 12
 _SIZES = {1: "b", 2: "h", 4: "w", 8: "dw"}
 # bpf_seq_printf's conversions (kernel/bpf/helpers.c bpf_bprintf_prepare)
+# the kernel refuses "%s" followed by a letter or digit at run time (-EINVAL, no output)
+_S_THEN_ALNUM = re.compile(r"(?<!%)(?:%%)*%[-+0 ]*\d*s[A-Za-z0-9]")
 _CONV = re.compile(r"%(%|[-+0 ]*\d*(?:ll|l|h|hh)?[diuxXcs]|p[KxsSBiI]?[46]?)")
 
 
@@ -192,14 +194,16 @@ class IterProgram:
         t = self.btf.resolve(m.type)
         size = self.btf.sizeof(t)
         if m.bitfield_size:
-            unit = 8 if (m.offset_bits % 64) + m.bitfield_size > 32 else 4
-            start = (m.offset_bits // 8) & ~(unit - 1)
-            shift = m.offset_bits - start * 8
-            self.emit(asm.ldx(_SIZES[unit], dst, base, start))
+            # load from the bitfield's first byte: an aligned unit may overlap an earlier
+            # member, and the verifier refuses that access
+            first, shift = m.offset_bits // 8, m.offset_bits % 8
+            width = next(w for w in (1, 2, 4, 8) if 8 * w >= shift + m.bitfield_size)
+            self.emit(asm.ldx(_SIZES[width], dst, base, first))
             if shift:
                 self.emit(asm.alu("rsh", dst, shift))
-            self.emit(asm.alu("and", dst, (1 << m.bitfield_size) - 1) if m.bitfield_size < 32
-                      else asm.mov(dst, asm.reg(dst), alu32=True))
+            if m.bitfield_size < 8 * width:
+                self.emit(asm.alu("and", dst, (1 << m.bitfield_size) - 1) if m.bitfield_size < 32
+                          else asm.mov(dst, asm.reg(dst), alu32=True))
             return
         if size not in _SIZES:
             raise ValueError(f"{self.target}: field '{f.path}' is {size} bytes: use Addr for it")
@@ -231,10 +235,16 @@ class IterProgram:
         else:
             raise TypeError(f"seq_printf argument {arg!r}: int, register, Field, Addr or Const")
 
-    def probe_read(self, dst_off: int, size: int, src: str) -> None:
-        """bpf_probe_read_kernel(r10 + dst_off, size, src): for memory BTF cannot type."""
+    def probe_read(self, dst_off: int, size: int, src: str, src_off: int = 0, *,
+                   string: bool = False) -> None:
+        """bpf_probe_read_kernel{,_str}(r10 + dst_off, size, src + src_off), for memory BTF
+        cannot type. Clobbers r0-r5."""
+        self.emit(asm.mov("r3", asm.reg(src)))
+        if src_off:
+            self.emit(asm.alu("add", "r3", src_off))
         self.emit(asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", dst_off), asm.mov("r2", size),
-                  asm.mov("r3", asm.reg(src)), asm.call(asm.Helper.probe_read_kernel))
+                  asm.call(asm.Helper.probe_read_kernel_str if string
+                           else asm.Helper.probe_read_kernel))
 
     # --- output ---
     def seq_printf(self, fmt: str, *args) -> None:
@@ -244,6 +254,9 @@ class IterProgram:
             raise ValueError(f"format {fmt!r} has {n} conversions but {len(args)} arguments")
         if n > MAX_PRINTF_ARGS:
             raise ValueError(f"format {fmt!r}: bpf_seq_printf takes at most {MAX_PRINTF_ARGS} arguments")
+        if _S_THEN_ALNUM.search(fmt):
+            raise ValueError(f"format {fmt!r}: bpf_seq_printf refuses a %s followed by a letter "
+                             f"or digit (put a space, punctuation or the end after it)")
         if not fmt.isascii():
             raise ValueError(f"format {fmt!r}: bpf_seq_printf takes printable ASCII only")
         off = self.string(fmt)
