@@ -168,6 +168,9 @@ def _pump(h: _Handle, pool: list[memoryview], token: trio.lowlevel.TrioToken) ->
     fd = h.fd
     views = h.views
     pos = h.size
+    # The pump only reads h.wake (the waiter sets and clears it): a read-then-clear here
+    # could clear the Event of the next waiter, set between the two, and strand it.
+    fired = None
     try:
         while not h.closing and pos < h.hw + LOOKAHEAD:
             i = pos >> CHUNK_SHIFT
@@ -183,15 +186,19 @@ def _pump(h: _Handle, pool: list[memoryview], token: trio.lowlevel.TrioToken) ->
                 return
             pos += n
             h.size = pos
-            if h.wake is not None and pos >= h.wait_end:
-                wake, h.wake = h.wake, None
-                if wake is not None:
-                    token.run_sync_soon(wake.set)
+            wake = h.wake
+            if wake is not None and wake is not fired and pos >= h.wait_end:
+                fired = wake
+                token.run_sync_soon(wake.set)
     except OSError as exc:
         h.error = exc
-    except Exception as exc:  # a bug: the trio side logs it
+    except Exception as exc:  # a bug
         h.error = OSError(errno.EIO, f"{type(exc).__name__}: {exc}")
-        log.exception("iterfs: reading %s", h.path)
+        log.exception("reading %s", h.path)
+    finally:  # EOF, error or far enough: a waiting reader can go on (saves a hop)
+        wake = h.wake
+        if wake is not None and wake is not fired:
+            token.run_sync_soon(wake.set)
 
 
 def _guard(handler):
@@ -207,7 +214,7 @@ def _guard(handler):
             log.debug("%s%r: %s", handler.__name__, args, exc)
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
         except Exception:
-            log.exception("iterfs: %s%r failed", handler.__name__, args)
+            log.exception("%s%r failed", handler.__name__, args)
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     return guarded
@@ -369,13 +376,13 @@ class IterFS(pyfuse3.Operations):
             try:
                 os.close(fd)
             except OSError as exc:
-                log.warning("iterfs: closing the source fd of %s: %s", h.path, exc)
+                log.warning("closing the source fd of %s: %s", h.path, exc)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def init(self) -> None:
         try:
-            log.debug("iterfs: FUSE session initialised (%d inodes)", len(self._tree.attrs))
+            log.debug("FUSE session initialised (%d inodes)", len(self._tree.attrs))
         except Exception:  # init() must never raise
             pass
 
@@ -504,13 +511,13 @@ class IterFS(pyfuse3.Operations):
         try:
             fd = node.open()
         except OSError as exc:
-            log.debug("iterfs: open %s: %s", path, exc)
+            log.debug("open %s: %s", path, exc)
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
         except Exception:
-            log.exception("iterfs: open %s (%s) failed", path, node.name_hint or node.open)
+            log.exception("open %s (%s) failed", path, node.name_hint or node.open)
             raise pyfuse3.FUSEError(errno.EIO) from None
         if type(fd) is not int or fd < 0:
-            log.error("iterfs: open %s: %r returned %r, not an fd", path, node.open, fd)
+            log.error("open %s: %r returned %r, not an fd", path, node.open, fd)
             raise pyfuse3.FUSEError(errno.EIO)
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
@@ -535,7 +542,7 @@ class IterFS(pyfuse3.Operations):
                 except pyfuse3.FUSEError:
                     raise
                 except Exception:
-                    log.exception("iterfs: read %s failed", h.path)
+                    log.exception("read %s failed", h.path)
                     raise pyfuse3.FUSEError(errno.EIO) from None
             end = h.size
             if off >= end:
@@ -567,12 +574,13 @@ class IterFS(pyfuse3.Operations):
                 if not h.filling:
                     self._start_pump(h)
                 wake = trio.Event()
-                h.wait_end = end
+                h.wait_end = end  # before h.wake: the pump reads them the other way
                 h.wake = wake
-                if end <= h.size or not h.filling:  # raced with the pump
+                try:
+                    if end > h.size and h.filling:  # else the pump got there meanwhile
+                        await wake.wait()
+                finally:
                     h.wake = None
-                    continue
-                await wake.wait()
             if end > h.size:
                 if not h.eof:  # a short reply would read as EOF: never truncate silently
                     raise pyfuse3.FUSEError(errno.EIO)
@@ -595,15 +603,15 @@ class IterFS(pyfuse3.Operations):
                 await trio.to_thread.run_sync(_pump, h, self._pool, token, limiter=self.limiter)
         except Exception as exc:
             h.error = OSError(errno.EIO, f"{type(exc).__name__}: {exc}")
-            log.exception("iterfs: reading %s", h.path)
+            log.exception("reading %s", h.path)
         finally:
             h.filling = False
-            wake, h.wake = h.wake, None
+            wake = h.wake
             if wake is not None:
                 wake.set()
             if h.error is not None and not h.logged:
                 h.logged = True
-                log.error("iterfs: reading %s failed after %d bytes: %s", h.path, h.size, h.error)
+                log.error("reading %s failed after %d bytes: %s", h.path, h.size, h.error)
             if h.closing:
                 self._close(h)
 
@@ -683,7 +691,7 @@ async def serve(
             ops._nursery = nursery
             _Session.token = trio.lowlevel.current_trio_token()
             _Session.serving = True
-            log.info("iterfs: mounted on %s", mountpoint)
+            log.info("mounted on %s", mountpoint)
             task_status.started()
             if not _Session.stop:
                 await pyfuse3.main(max_tasks=max_tasks)
@@ -701,7 +709,7 @@ async def serve(
         finally:
             _Session.active = False
             ops.close_all()
-            log.info("iterfs: unmounted %s", mountpoint)
+            log.info("unmounted %s", mountpoint)
 
 
 def _terminate_here() -> None:

@@ -30,7 +30,9 @@ BPF_F_RDONLY_PROG = 1 << 7
 MAP_RODATA = 0   # frozen read-only array: format strings and constants
 MAP_STOPPED = 1  # LRU hash session_id -> 1: sessions that asked to stop (iter_return_stop)
 MAP_PERCPU = 2   # one-entry per-CPU array: its per-CPU addresses give each CPU's offset
+MAP_SESSION = 3  # LRU hash session_id -> u64[8]: per-session state (counters, last seq_num)
 STOPPED_ENTRIES = 4096
+SESSION_VALUE = 64
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPFFS = "/sys/fs/bpf"
 
@@ -125,9 +127,9 @@ def _map_fds(bytecode: bytes, rodata: bytes | None, name: str, maps: contextlib.
             if i.slots == 2 and i.src in (asm.PseudoSrc.MAP_IDX, asm.PseudoSrc.MAP_IDX_VALUE)}
     if not used:
         return []
-    if used - {MAP_RODATA, MAP_STOPPED, MAP_PERCPU}:
+    if used - {MAP_RODATA, MAP_STOPPED, MAP_PERCPU, MAP_SESSION}:
         raise ValueError(f"{name}: bytecode refers to unknown map index {sorted(used)}")
-    fds = [0, 0, 0]
+    fds = [0, 0, 0, 0]
     if MAP_RODATA in used:
         if not rodata:
             raise ValueError(f"{name}: bytecode reads rodata but none was given")
@@ -138,6 +140,9 @@ def _map_fds(bytecode: bytes, rodata: bytes | None, name: str, maps: contextlib.
     if MAP_PERCPU in used:
         fds[MAP_PERCPU] = maps.enter_context(syscall.map_create(
             BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, flags=BPF_F_RDONLY_PROG, name="percpu")).fd
+    if MAP_SESSION in used:
+        fds[MAP_SESSION] = maps.enter_context(syscall.map_create(
+            BPF_MAP_TYPE_LRU_HASH, 8, SESSION_VALUE, STOPPED_ENTRIES, name="session")).fd
     return fds[:max(used) + 1]
 
 

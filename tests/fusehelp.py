@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,11 +23,7 @@ def require_fuse() -> None:
         missing.append("/dev/fuse")
     if shutil.which("fusermount3") is None:
         missing.append("fusermount3")
-    try:
-        import pyfuse3  # noqa: F401
-        import trio  # noqa: F401
-    except ImportError as exc:
-        missing.append(f"pyfuse3/trio ({exc})")
+    missing += [mod for mod in ("pyfuse3", "trio") if importlib.util.find_spec(mod) is None]
     if not missing:
         return
     reason = "FUSE tests need " + ", ".join(missing)

@@ -15,7 +15,8 @@ import re
 
 from .. import asm
 from ..btf import BTF, Kind
-from ..programs import MAP_RODATA, Program, load_iterator_program, target_name
+from ..programs import (MAP_RODATA, MAP_SESSION, SESSION_VALUE, Program,
+                        load_iterator_program, target_name)
 from . import assemble
 from . import iter as it
 
@@ -157,6 +158,27 @@ class IterProgram:
         self.typed(dst, struct)
         return dst
 
+    def session(self, dst: str | None = None) -> str:
+        """dst = this iteration session's state: u64[8] zeroed when the session starts (an
+        LRU hash keyed by meta->session_id). Call it before the NULL check: the final call
+        of a session may need it too. Returns the (callee-saved) register."""
+        dst = dst or self.reg()
+        key, zero = self.stack(8), self.stack(SESSION_VALUE)
+        have = self.label_name("session")
+        lookup = [asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
+                  asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
+                  asm.call(asm.Helper.map_lookup_elem)]
+        self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "session_id")),
+                  asm.stx("dw", "r10", "r1", key), *lookup, asm.jmp("jne", "r0", 0, have),
+                  *(asm.st("dw", "r10", zero + i, 0) for i in range(0, SESSION_VALUE, 8)),
+                  asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
+                  asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
+                  asm.mov("r3", asm.Reg.R10), asm.alu("add", "r3", zero), asm.mov("r4", 0),
+                  asm.call(asm.Helper.map_update_elem), *lookup,
+                  asm.jmp("jne", "r0", 0, have), asm.mov("r0", 0), asm.exit_insn(),
+                  asm.label(have), asm.mov(dst, asm.Reg.R0))
+        return dst
+
     def skip_if_null(self, reg: str, label: str) -> None:
         self.emit(asm.jmp("jeq", reg, 0, label))
 
@@ -247,8 +269,7 @@ class IterProgram:
                            else asm.Helper.probe_read_kernel))
 
     # --- output ---
-    def seq_printf(self, fmt: str, *args) -> None:
-        """bpf_seq_printf with fmt in rodata and args packed into a u64 array on the stack."""
+    def _check_format(self, fmt: str, args) -> None:
         n = count_conversions(fmt)
         if n != len(args):
             raise ValueError(f"format {fmt!r} has {n} conversions but {len(args)} arguments")
@@ -259,20 +280,86 @@ class IterProgram:
                              f"or digit (put a space, punctuation or the end after it)")
         if not fmt.isascii():
             raise ValueError(f"format {fmt!r}: bpf_seq_printf takes printable ASCII only")
+
+    def _printf(self, helper, fmt: str, args, lead) -> None:
+        """Pack args into a u64 array on the stack, then helper(*lead, fmt, fmt_size, data,
+        data_len); lead is the instructions that set r1 (and r2) before fmt."""
+        self._check_format(fmt, args)
+        n = len(args)
         off = self.string(fmt)
         data = self.stack(8 * n) if n else 0
         for i, a in enumerate(args):
             self.value("r1", a)
             self.emit(asm.stx("dw", "r10", "r1", data + 8 * i))
-        self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
-                  self.rodata_ptr("r2", off), asm.mov("r3", len(fmt.encode()) + 1))
-        if n:
-            self.emit(asm.mov("r4", asm.Reg.R10), asm.alu("add", "r4", data), asm.mov("r5", 8 * n))
-        else:
-            self.emit(asm.mov("r4", 0), asm.mov("r5", 0))
-        self.emit(asm.call(asm.Helper.seq_printf))
+        self.emit(*lead)
+        fmt_reg, size_reg, data_reg, len_reg = ("r2", "r3", "r4", "r5") if len(lead) == 1 \
+            else ("r3", "r4", "r5", None)
+        self.emit(self.rodata_ptr(fmt_reg, off))
+        if helper == asm.Helper.seq_printf:
+            self.emit(asm.mov(size_reg, len(fmt.encode()) + 1))
+            if n:
+                self.emit(asm.mov(data_reg, asm.Reg.R10), asm.alu("add", data_reg, data),
+                          asm.mov(len_reg, 8 * n))
+            else:
+                self.emit(asm.mov(data_reg, 0), asm.mov(len_reg, 0))
+        else:  # bpf_snprintf(str, str_size, fmt, data, data_len)
+            if n:
+                self.emit(asm.mov("r4", asm.Reg.R10), asm.alu("add", "r4", data), asm.mov("r5", 8 * n))
+            else:
+                self.emit(asm.mov("r4", 0), asm.mov("r5", 0))
+        self.emit(asm.call(helper))
         if n:
             self._stack -= 8 * n  # the array is dead after the call
+
+    def seq_printf(self, fmt: str, *args) -> None:
+        """bpf_seq_printf with fmt in rodata and args packed into a u64 array on the stack."""
+        self._printf(asm.Helper.seq_printf, fmt, args,
+                     [asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq"))])
+
+    def snprintf(self, buf_off: int, size: int, fmt: str, *args) -> None:
+        """r0 = bpf_snprintf(r10 + buf_off, size, fmt, args): the length with the NUL."""
+        self._printf(asm.Helper.snprintf, fmt, args,
+                     [asm.mov("r1", asm.Reg.R10), asm.alu("add", "r1", buf_off), asm.mov("r2", size)])
+
+    def seq_write_stack(self, buf_off: int, len_reg: str, max_len: int) -> None:
+        """bpf_seq_write(seq, r10 + buf_off, len_reg), len_reg bounded to [0, max_len]."""
+        skip = self.label_name("wskip")
+        self.emit(asm.jmp("jsgt", len_reg, max_len, skip), asm.jmp("jslt", len_reg, 1, skip),
+                  asm.mov("r3", asm.reg(len_reg)),
+                  asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
+                  asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", buf_off),
+                  asm.call(asm.Helper.seq_write), asm.label(skip))
+
+    def digits(self, dst: str, src: str, *, signed: bool = False, min_width: int = 1,
+               scratch: str = "r0") -> None:
+        """dst = how many characters "%<min_width>d" (signed) or "%u"/"%lu" prints for src.
+        Clobbers scratch and r1."""
+        done, pos = self.label_name("digits"), self.label_name("positive")
+        self.emit(asm.mov(dst, 1), asm.mov(scratch, asm.reg(src)))
+        if signed:
+            self.emit(asm.jmp("jsge", scratch, 0, pos), asm.neg(scratch), asm.mov(dst, 2),
+                      asm.label(pos))
+        for k in range(1, 20):
+            if 10 ** k < 2 ** 31:
+                self.emit(asm.jmp("jlt", scratch, 10 ** k, done))
+            else:
+                self.emit(asm.ld_imm64("r1", 10 ** k), asm.jmp("jlt", scratch, asm.Reg.R1, done))
+            self.emit(asm.alu("add", dst, 1))
+        self.emit(asm.label(done))
+        if min_width > 1:
+            wide = self.label_name("wide")
+            self.emit(asm.jmp("jge", dst, min_width, wide), asm.mov(dst, min_width), asm.label(wide))
+
+    def pad(self, width: int, length: str) -> Stack:
+        """A "%s" argument that prints width - length spaces (none when length ≥ width):
+        seq_setwidth + seq_pad without formatting the line twice. Clobbers r1, r2."""
+        slot = self.stack(8)
+        ok = self.label_name("pad")
+        self.emit(asm.mov("r2", asm.reg(length)), asm.jmp("jle", "r2", width, ok),
+                  asm.mov("r2", width), asm.label(ok),
+                  self.rodata_ptr("r1", self.string(" " * width)), asm.alu("add", "r1", asm.Reg.R2),
+                  asm.stx("dw", "r10", "r1", slot))
+        return Stack(slot)
 
     def seq_write(self, data: bytes | str) -> None:
         """bpf_seq_write of a constant from rodata."""
