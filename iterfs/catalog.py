@@ -33,6 +33,7 @@ class IterSpec:
     mode: int = 0o444
     params: Mapping = dataclasses.field(default_factory=dict)
     doc: str = ""
+    netns: bool = False  # also served per named network namespace: netns/<name>/<path>
 
     def __post_init__(self):
         parts = self.path.split("/")

@@ -527,35 +527,35 @@ class IterFS(pyfuse3.Operations):
 
     # read() is the hot path: no decorator, and no thread round-trip or lock when the
     # buffer already covers the request. The reply is a memoryview of a chunk (no copy);
-    # pyfuse3 copies it into the reply at once.
+    # pyfuse3 copies it into the reply at once. (try costs nothing in 3.11 until raised.)
     async def read(self, fh, off, size):
-        h = self._handles.get(fh)
-        if h is None:
-            raise pyfuse3.FUSEError(errno.EBADF)
-        end = off + size
-        if end > h.hw:
-            h.hw = end
-        if end > h.size:
-            if not h.eof:
-                try:
+        try:
+            h = self._handles.get(fh)
+            if h is None:
+                raise pyfuse3.FUSEError(errno.EBADF)
+            end = off + size
+            if end > h.hw:
+                h.hw = end
+            if end > h.size:
+                if not h.eof:
                     return await self._read_more(h, off, end)
-                except pyfuse3.FUSEError:
-                    raise
-                except Exception:
-                    log.exception("read %s failed", h.path)
-                    raise pyfuse3.FUSEError(errno.EIO) from None
-            end = h.size
-            if off >= end:
-                return b""
-        elif (
-            not h.eof
-            and not h.filling
-            and h.size - end < LOOKAHEAD // 2
-            and h.error is None
-            and self._nursery is not None
-        ):
-            self._start_pump(h)
-        return h.slice(off, end)
+                end = h.size
+                if off >= end:
+                    return b""
+            elif (
+                not h.eof
+                and not h.filling
+                and h.size - end < LOOKAHEAD // 2
+                and h.error is None
+                and self._nursery is not None
+            ):
+                self._start_pump(h)
+            return h.slice(off, end)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            log.exception("read of fh %d failed", fh)
+            raise pyfuse3.FUSEError(errno.EIO) from None
 
     async def _read_more(self, h: _Handle, off: int, end: int):
         lock = h.lock
