@@ -11,10 +11,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 
 import trio
 
 from . import catalog, fs, programs
+from .netns import NETNS_DIR, Namespaces
 from .btf import BTF
 from .syscall import missing_caps
 
@@ -38,6 +40,8 @@ class Config:
     btf_path: str | None = None
     allow_other: bool = True
     debug: bool = False
+    netns_dir: str = NETNS_DIR
+    netns_poll: float = 1.0  # seconds between looks at netns_dir
 
 
 def notify(state: str) -> None:
@@ -124,6 +128,8 @@ class Daemon:
         self.loaded: dict[str, catalog.Loaded] = {}
         self.entries: list[catalog.Entry] = []
         self.ops: fs.IterFS | None = None
+        self.netns = Namespaces(config.netns_dir)
+        self._lock = threading.Lock()  # reload and the netns watch run in worker threads
 
     # --- catalog ---
     def load_btf(self) -> BTF:
@@ -137,6 +143,17 @@ class Daemon:
     def _node(self, loaded: catalog.Loaded) -> fs.FileNode:
         link = loaded.link
         return fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
+
+    def files(self) -> dict[str, fs.FileNode]:
+        """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
+        out = {p: self._node(ld) for p, ld in self.loaded.items()}
+        for name, thread in sorted(self.netns.threads.items()):
+            for path, ld in self.loaded.items():
+                if ld.spec.netns:
+                    link = ld.link
+                    out[f"netns/{name}/{path}"] = fs.FileNode(
+                        ld.spec.mode, lambda t=thread, link=link: t.new_iter(link.fd.fd), path)
+        return out
 
     def load_catalog(self) -> dict[str, fs.FileNode]:
         """(Re)load every catalog entry. Paths whose target and parameters are unchanged keep
@@ -161,7 +178,7 @@ class Daemon:
                 programs.unpin(self._pin_path(path), prune_to=self.config.pin_root)
                 old.close()
         self.loaded = new
-        return {p: self._node(ld) for p, ld in new.items()}
+        return self.files()
 
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
         old = self.loaded.get(spec.path)
@@ -197,6 +214,7 @@ class Daemon:
                 os.rmdir(dirpath)
 
     def close(self) -> None:
+        self.netns.close()
         self.clear_pins()
         for ld in self.loaded.values():
             ld.close()
@@ -205,7 +223,8 @@ class Daemon:
     def reload(self) -> None:
         log.info("reloading the catalog")
         try:
-            files = self.load_catalog()
+            with self._lock:
+                files = self.load_catalog()
         except Exception as exc:
             log.error("reload failed, keeping the old catalog: %s", exc)
             return
@@ -220,6 +239,7 @@ class Daemon:
         prepare_mountpoint(self.config.mountpoint)
         programs.ensure_bpffs()
         self.clear_pins()
+        self.netns.refresh()
         files = self.load_catalog()
         if not files:
             raise DaemonError("no catalog file could be loaded (see the errors above)")
@@ -236,10 +256,23 @@ class Daemon:
 
             nursery.start_soon(self._signals)
             await nursery.start(mount)
+            nursery.start_soon(self._watch_netns)
             # the mount answers once a stat through it comes back
             await trio.to_thread.run_sync(os.stat, os.path.join(self.config.mountpoint, "."))
             log.info("ready: %d files on %s", len(files), self.config.mountpoint)
             notify("READY=1\nSTATUS=serving %d files" % len(files))
+
+    async def _watch_netns(self) -> None:
+        """Namespaces that appear or vanish in netns_dir show up or go without a restart."""
+        def refresh():
+            with self._lock:
+                return self.files() if self.netns.refresh() else None
+
+        while True:
+            await trio.sleep(self.config.netns_poll)
+            files = await trio.to_thread.run_sync(refresh)
+            if files is not None:
+                self.ops.replace(files)
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:

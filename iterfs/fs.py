@@ -229,7 +229,15 @@ def _erofs(name: str):
 
 
 class IterFS(pyfuse3.Operations):
-    """Read-only FUSE operations over a mapping of relative paths to `FileNode`s."""
+    """Read-only FUSE operations over a mapping of relative paths to `FileNode`s.
+
+    Keys are relative paths ("tasks", "net/tcp"); directories are implied (mode 0555).
+    Files show st_size 0 and are opened direct_io, so every open streams a fresh fd.
+    uid/gid own every inode, timestamps are the construction time, entry/attr timeouts
+    bound how long the kernel caches a name or attributes after a replace().
+    max_threads bounds the worker threads reading fds; pool_bytes is how much released
+    buffer memory is kept for reuse.
+    """
 
     supports_dot_lookup = True
     enable_writeback_cache = False
@@ -275,7 +283,13 @@ class IterFS(pyfuse3.Operations):
     # -- tree management ---------------------------------------------------------------
 
     def replace(self, files: Mapping[str, FileNode]) -> None:
-        """Swap the whole tree atomically (callable from any thread)."""
+        """Swap the whole tree atomically; callable from any thread.
+
+        Paths that persist keep their inode numbers, new opens get the new nodes, removed
+        paths answer ENOENT; open handles keep reading their own fd to its end. The
+        kernel may show a removed name or old attributes for up to the timeouts.
+        Raises ValueError/TypeError (tree unchanged) for a malformed mapping.
+        """
         entries: dict[str, FileNode | None] = {"": None}  # None marks a directory
         for path, node in files.items():
             parts = _split(path)
@@ -350,6 +364,7 @@ class IterFS(pyfuse3.Operations):
         return a
 
     def open_handles(self) -> int:
+        """Open file handles (released ones no longer count, even while their fd closes)."""
         return len(self._handles)
 
     def close_all(self) -> None:
@@ -581,6 +596,8 @@ class IterFS(pyfuse3.Operations):
                         await wake.wait()
                 finally:
                     h.wake = None
+            if h.fd < 0:  # released while this read waited (its reader was killed)
+                raise pyfuse3.FUSEError(errno.EBADF)
             if end > h.size:
                 if not h.eof:  # a short reply would read as EOF: never truncate silently
                     raise pyfuse3.FUSEError(errno.EIO)
@@ -645,8 +662,9 @@ class IterFS(pyfuse3.Operations):
 #
 # pyfuse3 keeps one session per process in module globals, and its terminate()/close()
 # dereference that session unchecked: calling them with no session crashes the process.
-# _Session records whether one is live so terminate() is safe at any time, from the
-# trio thread (a signal receiver loop) or from any other thread.
+# _Session records whether one is live, so terminate() is safe at any time and from
+# anywhere; serve() lends its nursery to the pumps and, once main() has returned, tells
+# the pumps still running to stop before the session is closed.
 
 
 class _Session:
@@ -666,7 +684,13 @@ async def serve(
     max_tasks: int | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Mount `ops` on `mountpoint`, serve until terminate() or unmount, then unmount."""
+    """Mount `ops` on `mountpoint`, serve until terminate() or unmount, then unmount.
+
+    Mount options: fsname, ro, default_permissions, nosuid, nodev, noatime (+ allow_other,
+    debug). `task_status.started()` comes once the mount exists; requests are answered
+    as soon as pyfuse3.main() runs right after. Raises MountError when the mount fails.
+    pyfuse3 allows one session per process.
+    """
     if _Session.active:
         raise MountError("pyfuse3 serves one mount per process; one is already active")
     options = {f"fsname={fsname}", "ro", "default_permissions", "nosuid", "nodev", "noatime"}

@@ -10,8 +10,11 @@ import os
 import random
 import stat
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+import weakref
 
 import pyfuse3
 import pytest
@@ -67,12 +70,11 @@ class Source:
 
     def _file(self) -> str:
         if self._tmp is None:
-            import tempfile
-
             f = tempfile.NamedTemporaryFile(delete=False, prefix="iterfs-src-")
             f.write(self.data)
             f.close()
             self._tmp = f.name
+            weakref.finalize(self, os.unlink, f.name)
         return self._tmp
 
 
@@ -770,7 +772,7 @@ def test_daemon_stops_on_sigterm(tmp_path, mode):
     src = tmp_path / "hello.txt"
     src.write_bytes(b"hello from a file\n")
     proc = subprocess.Popen(
-        [os.sys.executable, "-c", DAEMON, mode, str(mp), str(src)],
+        [sys.executable, "-c", DAEMON, mode, str(mp), str(src)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
