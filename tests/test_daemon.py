@@ -6,6 +6,7 @@ import concurrent.futures
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
 
@@ -75,33 +76,50 @@ def same_name(ours: bytes, proc: bytes, flags: int) -> bool:
     return re.split(rb"[-+]", ours, 1)[0] == re.split(rb"[-+]", proc, 1)[0]
 
 
-def test_every_way_of_reading(mounted):
-    f = os.path.join(mounted.mountpoint, "tasks")
-    assert {"tasks", "bpf"} <= set(os.listdir(mounted.mountpoint))
-    st = os.stat(f)
-    assert st.st_size == 0 and st.st_mode & 0o777 == 0o444
-    cat = subprocess.run(["cat", f], capture_output=True, check=True).stdout
-    parse_tasks(cat)
+def every_file(root: str) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+
+
+def read_all_ways(f: str) -> list[bytes]:
+    """The same file by cat, Python read(), pread at odd offsets and 1-byte reads; each
+    read of one open handle is checked against that handle's own whole output."""
+    outs = [subprocess.run(["cat", f], capture_output=True, check=True).stdout]
     with open(f, "rb") as fh:
-        parse_tasks(fh.read())
-    # pread at odd offsets within one open session returns that session's bytes
+        outs.append(fh.read())
     fd = os.open(f, os.O_RDONLY)
     try:
         whole = b""
         while chunk := os.pread(fd, 65536, len(whole)):
             whole += chunk
-        parse_tasks(whole)
-        for off in (1, 7, 333, len(whole) // 3, len(whole) - 5):
+        for off in (1, 7, 333, len(whole) // 3, max(len(whole) - 5, 0)):
             assert os.pread(fd, 11, off) == whole[off:off + 11]
         assert os.pread(fd, 10, len(whole) + 100) == b""
+        outs.append(whole)
     finally:
         os.close(fd)
-    # one byte at a time
     with open(f, "rb", buffering=0) as fh:
-        onebyte = b"".join(iter(lambda: fh.read(1), b""))
-    parse_tasks(onebyte)
-    assert subprocess.run(["head", "-c", "5", f], capture_output=True).stdout == b"   TG"
-    assert subprocess.run(["tail", "-n", "1", f], capture_output=True).stdout.endswith(b"\n")
+        outs.append(b"".join(iter(lambda: fh.read(1), b"")))
+    return outs
+
+
+def test_every_way_of_reading(mounted):
+    files = every_file(mounted.mountpoint)
+    rel = {os.path.relpath(f, mounted.mountpoint) for f in files}
+    assert {"tasks", "bpf/maps", "bpf/progs", "bpf/links"} <= rel
+    for f in files:
+        st = os.stat(f)
+        assert st.st_size == 0 and stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222
+        outs = read_all_ways(f)
+        if f.endswith("/tasks"):
+            for o in outs:
+                parse_tasks(o)
+        elif "/bpf/" in f:  # nothing creates BPF objects meanwhile: four equal reads
+            assert all(o == outs[0] for o in outs), f
+        for o in outs:  # whole lines, whatever changed between the sessions
+            assert o.endswith(b"\n") or o == b"", f
+    tasks = os.path.join(mounted.mountpoint, "tasks")
+    assert subprocess.run(["head", "-c", "5", tasks], capture_output=True).stdout == b"   TG"
+    assert subprocess.run(["tail", "-n", "1", tasks], capture_output=True).stdout.endswith(b"\n")
 
 
 def test_tasks_match_proc(mounted, tmp_path):

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 import procfs
-from iterfs import dsl, programs, syscall
+from iterfs import asm, dsl, programs, syscall
 from iterfs.dsl import iter as it
 
 pytestmark = pytest.mark.kernel
@@ -184,3 +184,34 @@ def test_seed_names_and_metadata(vmlinux):
     assert it.iter_context_offset("file") == vmlinux.offsetof("bpf_iter__task_file", "file")
     assert it.iter_context_offset("key") == vmlinux.offsetof("bpf_iter__bpf_map_elem", "key")
     assert it.iter_context_offset("tcp-sk") == vmlinux.offsetof("bpf_iter__tcp", "sk_common")
+
+
+def test_seq_printf_simple_probe_read_str_and_meta(vmlinux):
+    """Every remaining seed builder on one program: a frozen rodata format reached by map fd,
+    the kernel-string helper, meta->seq_num, task_load_tgid and a labelled NULL check."""
+    comm_off = vmlinux.offsetof("task_struct", "comm")
+    with programs.rodata_map(b"%d %d %s\n\0") as fmt:
+        code = dsl.assemble([
+            it.iter_prologue_with_meta("r6", "r8"),
+            it.iter_load_ctx_ptr("r6", "r7", "task"),
+            it.iter_check_null("r7", "out"),
+            it.alloc_stack_buffer("r9", -48),            # u64 data[3] at -48, comm at -24
+            it.iter_load_meta_field("r8", "r1", "seq_num"),
+            dsl.stx("dw", "r9", "r1", 0),
+            it.task_load_tgid("r7", "r1"),
+            dsl.stx("dw", "r9", "r1", 8),
+            dsl.mov_reg("r3", "r7"), dsl.add("r3", comm_off),
+            dsl.mov_reg("r1", "r9"), dsl.add("r1", 24), dsl.mov("r2", 16),
+            dsl.call("probe_read_kernel_str"),
+            dsl.mov_reg("r1", "r9"), dsl.add("r1", 24), dsl.stx("dw", "r9", "r1", 16),
+            asm.ld_map_value("r2", fmt.fd),
+            dsl.mov_reg("r5", "r2"),
+            it.seq_printf_simple("r8", "r5", 10, "r9", 24),
+            dsl.label("out"),
+            it.iter_return_continue(),
+        ])
+        out = run(code, "task").decode().splitlines()
+    rows = [ln.split(" ", 2) for ln in out]
+    assert [int(r[0]) for r in rows] == list(range(len(rows)))  # seq_num counts objects
+    mine = [r for r in rows if int(r[1]) == os.getpid()]
+    assert mine and all(r[2] == procfs.stat(os.getpid())[1] for r in mine)
