@@ -66,16 +66,8 @@ class VerifierError(BPFError):
         super().__init__(cmd, err, hint)
 
 
-@dataclasses.dataclass(eq=False)
-class Program:
-    """A loaded iterator program: its fd, target and the bytecode it was loaded from."""
-    fd: Fd
-    target: str
-    name: str
-    insns: bytes
-    attach_btf_id: int
-    log: str = ""
-    rodata: bytes = b""
+class _OwnsFd:
+    """close() and the context manager for objects owning one kernel fd in `fd`."""
 
     def close(self) -> None:
         self.fd.close()
@@ -85,6 +77,19 @@ class Program:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@dataclasses.dataclass(eq=False)
+class Program(_OwnsFd):
+    """A loaded iterator program: its fd, target and the bytecode it was loaded from."""
+    fd: Fd
+    target: str
+    name: str
+    insns: bytes
+    attach_btf_id: int
+    log: str = ""
+    rodata: bytes = b""
+
 
     @property
     def id(self) -> int:
@@ -216,7 +221,7 @@ def iter_info(*, map_fd: int = 0, tid: int = 0, pid: int = 0, pid_fd: int = 0,
 
 
 @dataclasses.dataclass(eq=False)
-class Link:
+class Link(_OwnsFd):
     """An iterator link: every new_iter() is a fresh iteration session."""
     fd: Fd
     target: str
@@ -236,14 +241,6 @@ class Link:
     def id(self) -> int:
         return syscall.link_info(self.fd.fd)[0].id
 
-    def close(self) -> None:
-        self.fd.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _fdnum(x) -> int:
