@@ -34,11 +34,16 @@ class IterSpec:
     params: Mapping = dataclasses.field(default_factory=dict)
     doc: str = ""
     netns: bool = False  # also served per named network namespace: netns/<name>/<path>
+    # "pid": served in every process directory as <pid>/<path>, linked with pid=<pid> at
+    # each open; "tid": as <pid>/task/<tid>/<path>, linked with tid=<tid>
+    per: str = ""
 
     def __post_init__(self):
         parts = self.path.split("/")
         if not self.path or self.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"bad catalog path '{self.path}' (relative, no '.', '..' or '//')")
+        if self.per not in ("", "pid", "tid"):
+            raise ValueError(f"{self.path}: per must be '', 'pid' or 'tid', not {self.per!r}")
         if self.mode & ~0o777 or not self.mode & 0o444:
             raise ValueError(f"{self.path}: mode {oct(self.mode)} must be permission bits with some read bit")
 
@@ -148,9 +153,12 @@ def load(spec: IterSpec, btf: BTF) -> Loaded:
     return Loaded(spec, prog, link)
 
 
-def read_once(spec: IterSpec, btf: BTF | None = None) -> bytes:
-    """Run one iterator session of a spec and return its whole output."""
+def read_once(spec: IterSpec, btf: BTF | None = None, **params) -> bytes:
+    """Run one iterator session of a spec and return its whole output; params (pid=, tid=,
+    ...) override the spec's link parameters."""
     btf = btf if btf is not None else BTF.vmlinux()
+    if params:
+        spec = dataclasses.replace(spec, params={**spec.params, **params})
     loaded = load(spec, btf)
     try:
         with loaded.link.new_iter() as fd:

@@ -24,6 +24,7 @@ BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_ITER = 28
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_LRU_HASH = 1, 2, 9
 BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_SLEEPABLE = 1 << 4  # may fault user memory in (bpf_copy_from_user_task); task targets
 
 # Programs are pure bytecode: they reach their maps by index (ld_imm64 with src
 # BPF_PSEUDO_MAP_IDX / _IDX_VALUE) and the loader passes fd_array. The indices are fixed:
@@ -109,7 +110,8 @@ def attach_btf_id(target: str, btf: BTF | None = None) -> int:
 
 def load_iterator_program(bytecode: bytes, target: str, *, license: str = "GPL",
                           prog_name: str | None = None, log_level: int = 0,
-                          btf: BTF | None = None, rodata: bytes | None = None) -> Program:
+                          btf: BTF | None = None, rodata: bytes | None = None,
+                          sleepable: bool = False) -> Program:
     """BPF_PROG_LOAD as BPF_PROG_TYPE_TRACING / BPF_TRACE_ITER, attach_btf_id from BTF.
 
     Maps the bytecode names by index (MAP_RODATA, MAP_STOPPED) are created here, passed in
@@ -122,7 +124,8 @@ def load_iterator_program(bytecode: bytes, target: str, *, license: str = "GPL",
         raise ValueError(f"bytecode for {name}: {len(bytecode)} bytes is not a whole number of instructions")
     with contextlib.ExitStack() as maps:
         fd_array = _map_fds(bytecode, rodata, name, maps)
-        prog = _load(bytecode, target, btf_id, name, license, log_level, fd_array)
+        prog = _load(bytecode, target, btf_id, name, license, log_level, fd_array,
+                     BPF_F_SLEEPABLE if sleepable else 0)
     prog.rodata = rodata or b""
     return prog
 
@@ -151,12 +154,12 @@ def _map_fds(bytecode: bytes, rodata: bytes | None, name: str, maps: contextlib.
     return fds[:max(used) + 1]
 
 
-def _load(bytecode, target, btf_id, name, license, log_level, fd_array) -> Program:
+def _load(bytecode, target, btf_id, name, license, log_level, fd_array, flags) -> Program:
     def load(level: int, buf) -> Fd:
         return syscall.prog_load(prog_type=BPF_PROG_TYPE_TRACING, insns=bytecode, license=license,
                                  expected_attach_type=BPF_TRACE_ITER, attach_btf_id=btf_id,
                                  prog_name=_safe_name(name), log_level=level, log_buf=buf,
-                                 fd_array=fd_array)
+                                 fd_array=fd_array, prog_flags=flags)
 
     size = _LOG_START
     level = log_level

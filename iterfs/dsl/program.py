@@ -64,10 +64,12 @@ class ProgramSpec:
     bytecode: bytes
     rodata: bytes
     name: str = ""
+    sleepable: bool = False
 
     def load(self, *, btf: BTF | None = None, log_level: int = 0) -> Program:
         return load_iterator_program(self.bytecode, self.target, prog_name=self.name or None,
-                                     btf=btf, rodata=self.rodata or None, log_level=log_level)
+                                     btf=btf, rodata=self.rodata or None, log_level=log_level,
+                                     sleepable=self.sleepable)
 
 
 def count_conversions(fmt: str) -> int:
@@ -78,8 +80,10 @@ class IterProgram:
     """An iterator program under construction. r6 holds ctx, r8 meta; r7 and r9 are handed
     out by reg(); the stack is handed out by stack() from r10 down."""
 
-    def __init__(self, target: str, *, btf: BTF | None = None, name: str = ""):
+    def __init__(self, target: str, *, btf: BTF | None = None, name: str = "",
+                 sleepable: bool = False):
         self.target = target_name(target)
+        self.sleepable = sleepable
         self.btf = btf if btf is not None else BTF.vmlinux()
         self.name = name
         self.items: list = []
@@ -384,4 +388,4 @@ class IterProgram:
 
     def build(self, default_action: str = "continue") -> ProgramSpec:
         code = assemble([self.items, it.iter_return(default_action)])
-        return ProgramSpec(self.target, code, bytes(self._rodata), self.name)
+        return ProgramSpec(self.target, code, bytes(self._rodata), self.name, self.sleepable)
