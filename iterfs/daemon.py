@@ -146,7 +146,7 @@ class Daemon:
 
     def files(self) -> dict[str, fs.FileNode]:
         """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
-        out = {p: self._node(ld) for p, ld in self.loaded.items()}
+        out = {p: self._node(ld) for p, ld in self.loaded.items() if not ld.spec.per}
         for name, thread in sorted(self.netns.threads.items()):
             for path, ld in self.loaded.items():
                 if ld.spec.netns:
