@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pyfuse3
 import trio
 
+from .dyn import DynTable, Provider
+
 __all__ = ["FileNode", "IterFS", "MountError", "serve", "terminate"]
 
 log = logging.getLogger(__name__)
@@ -253,8 +255,10 @@ class IterFS(pyfuse3.Operations):
         attr_timeout: float = 1.0,
         max_threads: int | None = None,
         pool_bytes: int = 32 * CHUNK,
+        providers: tuple[Provider, ...] = (),
     ) -> None:
         super().__init__()
+        self.providers = tuple(providers)
         self.uid = uid
         self.gid = gid
         self.entry_timeout = entry_timeout
@@ -278,6 +282,7 @@ class IterFS(pyfuse3.Operations):
         self._handles: dict[int, _Handle] = {}
         self._dirs: dict[int, tuple[tuple[bytes, pyfuse3.EntryAttributes], ...]] = {}
         self._next_fh = 1
+        self._dyn = DynTable(self._attr)
         self.replace(files)
 
     # -- tree management ---------------------------------------------------------------
@@ -402,8 +407,13 @@ class IterFS(pyfuse3.Operations):
             pass
 
     async def forget(self, inode_list) -> None:
-        # Inodes are never freed (see the tree notes above): nothing to count down.
-        pass
+        # Static inodes are never freed (see the tree notes above); dynamic ones are
+        # counted (iterfs.dyn). forget() must never raise.
+        try:
+            for ino, n in inode_list:
+                self._dyn.forget(ino, n)
+        except Exception:
+            log.exception("forget")
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -411,34 +421,47 @@ class IterFS(pyfuse3.Operations):
     async def lookup(self, parent_inode, name, ctx=None):
         tree = self._tree
         kids = tree.children.get(parent_inode)
-        if kids is None:
-            raise pyfuse3.FUSEError(errno.ENOTDIR if parent_inode in tree.attrs else errno.ENOENT)
-        if name == b".":
-            ino = parent_inode
-        elif name == b"..":
-            ino = tree.parent[parent_inode]
-        else:
+        if kids is not None:
+            if name == b".":
+                return tree.attrs[parent_inode]
+            if name == b"..":
+                return tree.attrs[tree.parent[parent_inode]]
             ino = kids.get(name)
-            if ino is None:
-                raise pyfuse3.FUSEError(errno.ENOENT)
-        return tree.attrs[ino]
+            if ino is not None:
+                return tree.attrs[ino]
+            return self._lookup_dynamic(tree.paths[parent_inode], name, ctx)
+        dyn = self._dyn.get(parent_inode)
+        if dyn is not None and dyn[1].kind == "dir":
+            if name in (b".", b".."):
+                raise pyfuse3.FUSEError(errno.ENOENT)  # supports_dot_lookup: rarely asked
+            return self._lookup_dynamic(dyn[0], name, ctx)
+        raise pyfuse3.FUSEError(errno.ENOTDIR if parent_inode in tree.attrs or dyn else errno.ENOENT)
 
-    @_guard
-    async def getattr(self, inode, ctx=None):
+    def _lookup_dynamic(self, parent: str, name: bytes, ctx):
+        if self.providers and name not in (b".", b".."):
+            path = f"{parent}/{os.fsdecode(name)}" if parent else os.fsdecode(name)
+            for prov in self.providers:
+                e = prov.lookup(path, ctx)
+                if e is not None:
+                    return self._dyn.attr(path, e)
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    def _attr_of(self, inode):
         attr = self._tree.attrs.get(inode)
         if attr is None:
-            attr = self._retired.get(inode)
+            dyn = self._dyn.get(inode)
+            attr = dyn[2] if dyn is not None else self._retired.get(inode)
         if attr is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return attr
 
     @_guard
+    async def getattr(self, inode, ctx=None):
+        return self._attr_of(inode)
+
+    @_guard
     async def access(self, inode, mode, ctx):
-        attr = self._tree.attrs.get(inode)
-        if attr is None:
-            attr = self._retired.get(inode)
-        if attr is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
+        attr = self._attr_of(inode)
         if mode & os.W_OK:
             raise pyfuse3.FUSEError(errno.EROFS)
         st_mode = attr.st_mode
@@ -454,7 +477,10 @@ class IterFS(pyfuse3.Operations):
 
     @_guard
     async def readlink(self, inode, ctx=None):
-        raise pyfuse3.FUSEError(errno.EINVAL)
+        dyn = self._dyn.get(inode)
+        if dyn is None or dyn[1].kind != "link":
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return dyn[1].target
 
     @_guard
     async def statfs(self, ctx=None):
@@ -483,12 +509,27 @@ class IterFS(pyfuse3.Operations):
         # nor repeat an entry, and next_id is simply the index into the snapshot.
         tree = self._tree
         kids = tree.children.get(inode)
-        if kids is None:
-            raise pyfuse3.FUSEError(errno.ENOTDIR if inode in tree.attrs else errno.ENOENT)
-        # "." and ".." are listed as /proc does; the kernel makes no dentries for them,
-        # and since lookup counts are not tracked they cost nothing here.
-        listing = [(b".", tree.attrs[inode]), (b"..", tree.attrs[tree.parent[inode]])]
-        listing.extend((name, tree.attrs[kids[name]]) for name in sorted(kids))
+        if kids is not None:
+            path = tree.paths[inode]
+            parent_attr = tree.attrs[tree.parent[inode]]
+        else:
+            dyn = self._dyn.get(inode)
+            if dyn is None or dyn[1].kind != "dir":
+                raise pyfuse3.FUSEError(errno.ENOTDIR if inode in tree.attrs or dyn else errno.ENOENT)
+            kids, path, parent_attr = {}, dyn[0], dyn[2]
+        # "." and ".." are listed as /proc does; the kernel makes no dentries for them.
+        # Entries carry a dynamic path when the kernel's taking them counts a lookup.
+        listing = [(b".", self._attr_of(inode), None), (b"..", parent_attr, None)]
+        listing.extend((name, tree.attrs[kids[name]], None) for name in sorted(kids))
+        seen = set(kids)
+        for prov in self.providers:
+            for name, e in prov.listdir(path, ctx):
+                bname = os.fsencode(name)
+                if bname in seen:
+                    continue
+                seen.add(bname)
+                child = f"{path}/{name}" if path else name
+                listing.append((bname, self._dyn.attr(child, e, count=False), child))
         fh = self._new_fh()
         self._dirs[fh] = tuple(listing)
         return fh
@@ -499,9 +540,11 @@ class IterFS(pyfuse3.Operations):
         if listing is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         for i in range(start_id, len(listing)):
-            name, attr = listing[i]
+            name, attr, dyn_path = listing[i]
             if not pyfuse3.readdir_reply(token, name, attr, i + 1):
                 break
+            if dyn_path is not None:  # readdirplus: the kernel now holds a lookup on it
+                self._dyn.ref(attr.st_ino)
 
     @_guard
     async def releasedir(self, fh):
@@ -520,19 +563,24 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         tree = self._tree
         node = tree.files.get(inode)
-        if node is None:
-            raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children else errno.ENOENT)
-        path = tree.paths[inode]
+        if node is not None:
+            path, opener = tree.paths[inode], node.open
+        else:
+            dyn = self._dyn.get(inode)
+            if dyn is None or dyn[1].kind != "file":
+                raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children or dyn else errno.ENOENT)
+            path, e = dyn[0], dyn[1]
+            opener = functools.partial(e.open, ctx)
         try:
-            fd = node.open()
+            fd = opener()
         except OSError as exc:
             log.debug("open %s: %s", path, exc)
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
         except Exception:
-            log.exception("open %s (%s) failed", path, node.name_hint or node.open)
+            log.exception("open %s failed", path)
             raise pyfuse3.FUSEError(errno.EIO) from None
         if type(fd) is not int or fd < 0:
-            log.error("open %s: %r returned %r, not an fd", path, node.open, fd)
+            log.error("open %s: returned %r, not an fd", path, fd)
             raise pyfuse3.FUSEError(errno.EIO)
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
