@@ -37,6 +37,14 @@ class IterSpec:
     # "pid": served in every process directory as <pid>/<path>, linked with pid=<pid> at
     # each open; "tid": as <pid>/task/<tid>/<path>, linked with tid=<tid>
     per: str = ""
+    links: bool = False   # per="pid": output lines "NAME TARGET" become a directory of symlinks
+    ptrace: bool = False  # per="pid": only the process's owner (and root) may open it, as /proc's
+                          # ptrace_may_access checks (maps, fd, environ)
+
+    @property
+    def key(self) -> str:
+        """Where the file is served: its path, or "<pid>/path", "<pid>/task/<tid>/path"."""
+        return {"": "", "pid": "<pid>/", "tid": "<pid>/task/<tid>/"}[self.per] + self.path
 
     def __post_init__(self):
         parts = self.path.split("/")
@@ -112,10 +120,10 @@ def discover(extra_dirs: Iterable[str] = (), *, builtin: bool = True) -> list[En
             entries.append(Entry(None, name, error=f"{type(e).__name__}: {e}"))
             continue
         for s in specs:
-            if s.path in seen:
-                entries.append(Entry(s, name, error=f"path '{s.path}' already declared by {seen[s.path]}"))
+            if s.key in seen:
+                entries.append(Entry(s, name, error=f"path '{s.key}' already declared by {seen[s.key]}"))
                 continue
-            seen[s.path] = name
+            seen[s.key] = name
             entries.append(Entry(s, name))
     return entries
 

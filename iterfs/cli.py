@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
                    help="bpffs directory for the links' pins (default /sys/fs/bpf/iterfs)")
     m.add_argument("--no-allow-other", action="store_true",
                    help="only the mounting user may read the mount")
+    m.add_argument("--hidepid", choices=("off", "noaccess", "invisible"), default="off",
+                   help="like procfs's hidepid: hide other users' processes (invisible) or "
+                        "their contents (noaccess)")
+    m.add_argument("--passthrough", metavar="PROCFS",
+                   help="serve what iterfs does not from this procfs (e.g. /proc), with the "
+                        "reader's credentials")
     m.add_argument("--background", action="store_true",
                    help="detach once the mount answers (logs go to --log)")
     m.add_argument("--log", default="/var/log/iterfs.log", metavar="FILE",
@@ -92,7 +98,8 @@ def cmd_mount(args) -> int:
         return _background(args)
     run(Config(mountpoint=os.path.abspath(args.mountpoint), pin_root=args.pin_root or PIN_ROOT,
                catalog_dirs=tuple(args.catalog), builtin=not args.no_builtin, btf_path=args.btf,
-               allow_other=not args.no_allow_other, debug=args.debug))
+               allow_other=not args.no_allow_other, debug=args.debug, hidepid=args.hidepid,
+               passthrough=args.passthrough))
     return 0
 
 

@@ -17,6 +17,8 @@ import trio
 
 from . import catalog, fs, programs
 from .netns import NETNS_DIR, Namespaces
+from .passthrough import Passthrough
+from .procdir import ProcDirs
 from .btf import BTF
 from .syscall import missing_caps
 
@@ -41,6 +43,8 @@ class Config:
     allow_other: bool = True
     debug: bool = False
     netns_dir: str = NETNS_DIR
+    hidepid: str = "off"
+    passthrough: str | None = None
     netns_poll: float = 1.0  # seconds between looks at netns_dir
 
 
@@ -129,6 +133,7 @@ class Daemon:
         self.entries: list[catalog.Entry] = []
         self.ops: fs.IterFS | None = None
         self.netns = Namespaces(config.netns_dir)
+        self.procdirs: ProcDirs | None = None
         self._lock = threading.Lock()  # reload and the netns watch run in worker threads
 
     # --- catalog ---
@@ -166,22 +171,24 @@ class Daemon:
                 log.error("catalog module %s skipped: %s", e.module, e.error)
                 continue
             if e.unsupported:
-                log.warning("%s unsupported: %s", e.spec.path, e.unsupported)
+                log.warning("%s unsupported: %s", e.spec.key, e.unsupported)
                 continue
             try:
-                new[e.spec.path] = self._load_one(e.spec)
+                new[e.spec.key] = self._load_one(e.spec)
             except Exception as exc:  # one bad file never stops the others
                 e.error = f"{type(exc).__name__}: {exc}" if self.config.debug else str(exc)
-                log.error("%s (from %s) skipped: %s", e.spec.path, e.module, exc)
+                log.error("%s (from %s) skipped: %s", e.spec.key, e.module, exc)
         for path, old in self.loaded.items():
             if path not in new:
                 programs.unpin(self._pin_path(path), prune_to=self.config.pin_root)
                 old.close()
         self.loaded = new
+        if self.procdirs is not None:
+            self.procdirs.set_specs(list(new.values()))
         return self.files()
 
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
-        old = self.loaded.get(spec.path)
+        old = self.loaded.get(spec.key)
         if old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params):
             prog = spec.build(self.btf).load(btf=self.btf)
             try:
@@ -193,7 +200,8 @@ class Daemon:
             return catalog.Loaded(spec, prog, old.link)
         loaded = catalog.load(spec, self.btf)
         try:
-            programs.pin(loaded.link.fd, self._pin_path(spec.path))
+            if not spec.per:  # per-process files link per open: nothing to pin
+                programs.pin(loaded.link.fd, self._pin_path(spec.path))
         except BaseException:
             loaded.close()
             raise
@@ -215,6 +223,8 @@ class Daemon:
 
     def close(self) -> None:
         self.netns.close()
+        if self.procdirs is not None:
+            self.procdirs.close()
         self.clear_pins()
         for ld in self.loaded.values():
             ld.close()
@@ -241,12 +251,19 @@ class Daemon:
         self.clear_pins()
         self.netns.refresh()
         files = self.load_catalog()
-        if not files:
+        if not self.loaded:
             raise DaemonError("no catalog file could be loaded (see the errors above)")
+        self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid)
         return files
 
+    def providers(self) -> tuple:
+        out = (self.procdirs,)
+        if self.config.passthrough:
+            out += (Passthrough(self.config.passthrough, hidepid=self.config.hidepid),)
+        return out
+
     async def serve(self, files: dict[str, fs.FileNode]) -> None:
-        self.ops = fs.IterFS(files)
+        self.ops = fs.IterFS(files, providers=self.providers())
         async with trio.open_nursery() as nursery:
             async def mount(task_status=trio.TASK_STATUS_IGNORED):
                 await fs.serve(self.ops, self.config.mountpoint, allow_other=self.config.allow_other,

@@ -26,7 +26,7 @@ class Entry:
     uid: int = 0
     gid: int = 0
     open: Callable[[Any], int] | None = None
-    target: bytes = b""
+    target: bytes | Callable[[Any], bytes] = b""  # a callable answers per reader (ctx)
     timeout: float = 1.0
 
     @property
@@ -64,7 +64,7 @@ class DynTable:
         a = self._attr(ino, e.st_mode, 2 if e.kind == "dir" else 1)
         a.st_uid, a.st_gid = e.uid, e.gid
         a.entry_timeout = a.attr_timeout = e.timeout
-        if e.kind == "link":
+        if e.kind == "link" and not callable(e.target):
             a.st_size = len(e.target)
         slot[1], slot[2] = e, a
         if count:

@@ -480,7 +480,8 @@ class IterFS(pyfuse3.Operations):
         dyn = self._dyn.get(inode)
         if dyn is None or dyn[1].kind != "link":
             raise pyfuse3.FUSEError(errno.EINVAL)
-        return dyn[1].target
+        target = dyn[1].target
+        return target(ctx) if callable(target) else target
 
     @_guard
     async def statfs(self, ctx=None):

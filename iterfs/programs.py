@@ -86,10 +86,10 @@ class Program(_OwnsFd):
     fd: Fd
     target: str
     name: str
-    insns: bytes
+    insns: bytes = dataclasses.field(repr=False)
     attach_btf_id: int
-    log: str = ""
-    rodata: bytes = b""
+    log: str = dataclasses.field(default="", repr=False)
+    rodata: bytes = dataclasses.field(default=b"", repr=False)
 
 
     @property
