@@ -79,16 +79,22 @@ def _entries(args, btf=None):
 
 
 def _find(args, btf):
-    path = args.path.strip("/")
-    for prefix in ("run/iterfs/",):
-        path = path.removeprefix(prefix)
+    """The spec for a mount path, and the link parameters the path implies:
+    "net/tcp", "1234/stat" (pid=1234), "1234/task/1240/stat" (tid=1240)."""
+    import re
+    path = args.path.strip("/").removeprefix("run/iterfs/")
+    key, params = path, {}
+    if m := re.fullmatch(r"(\d+)/task/(\d+)/(.+)", path):
+        key, params = f"<pid>/task/<tid>/{m[3]}", {"tid": int(m[2])}
+    elif m := re.fullmatch(r"(\d+)/(.+)", path):
+        key, params = f"<pid>/{m[2]}", {"pid": int(m[1])}
     for e in _entries(args, btf):
-        if e.spec is not None and e.spec.path == path:
+        if e.spec is not None and e.spec.key == key:
             if e.error:
                 raise UsageError(f"{path}: module {e.module} is broken: {e.error}")
             if e.unsupported:
                 raise UsageError(f"{path} is not supported here: {e.unsupported}")
-            return e.spec
+            return e.spec, params
     raise UsageError(f"no catalog file '{path}' (see: iterfs ls)")
 
 
@@ -159,7 +165,7 @@ def cmd_ls(args) -> int:
             continue
         status = (f"broken: {e.error}" if e.error else
                   f"unsupported: {e.unsupported}" if e.unsupported else "iterator")
-        rows.append((e.spec.path, e.spec.target, f"{e.spec.mode:04o}", status))
+        rows.append((e.spec.key, e.spec.target, f"{e.spec.mode:04o}", status))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
@@ -169,7 +175,8 @@ def cmd_ls(args) -> int:
 def cmd_cat(args) -> int:
     from . import catalog
     btf = _btf(args)
-    out = catalog.read_once(_find(args, btf), btf)
+    spec, params = _find(args, btf)
+    out = catalog.read_once(spec, btf, **params)
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
     return 0
@@ -178,7 +185,7 @@ def cmd_cat(args) -> int:
 def cmd_disasm(args) -> int:
     from . import asm
     btf = _btf(args)
-    spec = _find(args, btf)
+    spec, _ = _find(args, btf)
     prog = spec.build(btf)
     print(f"; {spec.path}: iter/{prog.target}, {len(prog.bytecode) // 8} slots, "
           f"{len(prog.rodata)} bytes of rodata (map[idx:0])")
