@@ -163,6 +163,7 @@ def _load(bytecode, target, btf_id, name, license, log_level, fd_array, flags) -
 
     size = _LOG_START
     level = log_level
+    interrupted = 0
     while True:
         buf = ctypes.create_string_buffer(size) if level else None
         try:
@@ -170,6 +171,9 @@ def _load(bytecode, target, btf_id, name, license, log_level, fd_array, flags) -
         except BPFError as e:
             if e.errno == errno.EPERM:
                 raise
+            if e.errno == errno.EAGAIN and interrupted < 5:  # a signal stopped the verifier
+                interrupted += 1
+                continue
             if buf is None:  # no log asked for: retry once with one
                 level = 1
                 continue
