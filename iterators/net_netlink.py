@@ -66,6 +66,8 @@ def emit_drops(p: IterProgram, n: str, dst: int) -> None:
     if not has_member(p.btf, "sock", "sk_drop_counters"):
         return
     fields = drop_counter_fields(p.btf)
+    if not fields:  # a layout this module does not know: refuse rather than print 0
+        raise ValueError("struct numa_drop_counters has no drops* atomic_t members")
     p.ptr(Field(n, "sk.sk_drop_counters"), dst="r2")
     p.emit(asm.jmp("jeq", "r2", 0, done), asm.mov("r3", 0))
     for f in fields:

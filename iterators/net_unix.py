@@ -69,9 +69,11 @@ boundaries. It takes a bucket's sockets as a batch and marks the bucket done
 (st_bucket_done); when a read() ends inside a batch — the seq buffer (PAGE_SIZE << 3 =
 32 KiB) is full, or the reader's buffer is — bpf_iter_unix_seq_stop drops the rest of the
 batch and the next read()'s bpf_iter_unix_batch moves on to the NEXT bucket. Measured:
-4003 sockets (235 KB) read with 1 MiB reads lose 73 lines, with 4 KiB reads 536. So this
-file is exact while the whole output fits in one read() of at least 32 KiB (about 550
-sockets with short names); no program can avoid it (it cannot see or change the batch).
+~4000 sockets (235 KB) read with 1 MiB reads lose 55-73 lines, with 4 KiB reads ~500. So
+this file is exact while the whole output fits in ONE read() of at least 32 KiB (about 550
+sockets with short names) — readers of the iterator fd must read with buffers that large —
+and no program can avoid the loss (a stop anywhere but at the end drops the rest of a
+batch, and the program can neither see nor change the batch).
 The kernel fix is one line: reset st_bucket_done in bpf_iter_unix_seq_stop when
 cur_sk < end_sk (the TCP iterator did that before it moved to socket cookies). netlink's
 iterator resumes by position and has no such loss.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import errno
@@ -166,18 +167,28 @@ class Daemon:
         self.entries = catalog.check(catalog.discover(self.config.catalog_dirs,
                                                       builtin=self.config.builtin), self.btf)
         new: dict[str, catalog.Loaded] = {}
+        todo = []
         for e in self.entries:
             if e.error:
                 log.error("catalog module %s skipped: %s", e.module, e.error)
-                continue
-            if e.unsupported:
+            elif e.unsupported:
                 log.warning("%s unsupported: %s", e.spec.key, e.unsupported)
-                continue
+            else:
+                todo.append(e)
+
+        def load(e: catalog.Entry):
             try:
-                new[e.spec.key] = self._load_one(e.spec)
+                return self._load_one(e.spec)
             except Exception as exc:  # one bad file never stops the others
                 e.error = f"{type(exc).__name__}: {exc}" if self.config.debug else str(exc)
                 log.error("%s (from %s) skipped: %s", e.spec.key, e.module, exc)
+                return None
+
+        # the verifier runs without the GIL: loads on all cores overlap the Python builds
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+            for e, ld in zip(todo, pool.map(load, todo)):
+                if ld is not None:
+                    new[e.spec.key] = ld
         for path, old in self.loaded.items():
             if path not in new:
                 programs.unpin(self._pin_path(path), prune_to=self.config.pin_root)

@@ -13,8 +13,6 @@ import os
 import queue
 import threading
 
-from pyroute2 import netns as pr_netns
-
 from .syscall import iter_create
 
 log = logging.getLogger("iterfs")
@@ -25,11 +23,11 @@ _TIMEOUT = 5.0
 
 def names(netns_dir: str = NETNS_DIR) -> set[str]:
     """The named namespaces whose file can be opened."""
-    out = set()
-    for n in pr_netns.listnetns(nspath=netns_dir):
-        if os.path.isfile(os.path.join(netns_dir, n)):
-            out.add(n)
-    return out
+    try:
+        listed = os.listdir(netns_dir)  # what pyroute2's listnetns() reads
+    except FileNotFoundError:
+        return set()
+    return {n for n in listed if os.path.isfile(os.path.join(netns_dir, n))}
 
 
 class NetnsThread:
@@ -49,6 +47,7 @@ class NetnsThread:
 
     def _run(self) -> None:
         try:
+            from pyroute2 import netns as pr_netns  # 0.25 s to import: only once needed
             pr_netns.setns(self._nsfd, flags=0)
         except BaseException as e:  # reported to the constructor
             self._error = OSError(getattr(e, "errno", 0) or 1,
