@@ -176,13 +176,20 @@ def _pump(h: _Handle, pool: list[memoryview], token: trio.lowlevel.TrioToken) ->
     try:
         while not h.closing and pos < h.hw + LOOKAHEAD:
             i = pos >> CHUNK_SHIFT
-            if i == len(views):
+            while len(views) < i + 2:  # this chunk and the next: one read may span both
                 try:
                     views.append(pool.pop())
                 except IndexError:
                     views.append(_new_chunk())
             o = pos & CHUNK_MASK
-            n = _os_readv(fd, [views[i][o : o + min(READ_CHUNK, CHUNK - o)]])
+            # Every read(2) of an iterator fd is a seq_file boundary, and some iterators
+            # lose objects there (6.18's unix iterator skips the rest of a hash bucket),
+            # so each read asks for a full READ_CHUNK even across the end of a chunk.
+            if CHUNK - o >= READ_CHUNK:
+                iov = [views[i][o : o + READ_CHUNK]]
+            else:
+                iov = [views[i][o:], views[i + 1][: READ_CHUNK - (CHUNK - o)]]
+            n = _os_readv(fd, iov)
             if n == 0:
                 h.eof = True
                 return

@@ -47,18 +47,24 @@ class Daemon:
             stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
-                try:
-                    msg = sock.recv(4096).decode()
-                except socket.timeout:
-                    msg = ""
-                if "READY=1" in msg:
-                    return self
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"iterfs mount exited {self.proc.returncode}: {self.output()}")
-            raise RuntimeError(f"iterfs mount not ready after {timeout}s: {self.output()}")
+            return self._wait_ready(sock, deadline, timeout)
+        except BaseException:
+            self.stop()  # never leave a half-started daemon, its mount or its pins
+            raise
         finally:
             sock.close()
+
+    def _wait_ready(self, sock, deadline: float, timeout: float) -> "Daemon":
+        while time.monotonic() < deadline:
+            try:
+                msg = sock.recv(4096).decode()
+            except socket.timeout:
+                msg = ""
+            if "READY=1" in msg:
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"iterfs mount exited {self.proc.returncode}: {self.output()}")
+        raise RuntimeError(f"iterfs mount not ready after {timeout}s: {self.output()}")
 
     def output(self) -> str:
         self._logf.flush()
