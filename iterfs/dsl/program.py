@@ -336,20 +336,20 @@ class IterProgram:
 
     def digits(self, dst: str, src: str, *, signed: bool = False, min_width: int = 1,
                scratch: str = "r0") -> None:
-        """dst = how many characters "%<min_width>d" (signed) or "%u"/"%lu" prints for src.
-        Clobbers scratch and r1."""
-        done, pos = self.label_name("digits"), self.label_name("positive")
+        """dst = how many characters "%<min_width>d" (signed) or "%u"/"%lu" prints for src
+        (values below 10**19). Branch-free, so the verifier sees one state, not one per
+        digit count: dst = 1 + sum over k of ((10**k - 1) - |v|) >> 63. Clobbers scratch, r1."""
         self.emit(asm.mov(dst, 1), asm.mov(scratch, asm.reg(src)))
-        if signed:
-            self.emit(asm.jmp("jsge", scratch, 0, pos), asm.neg(scratch), asm.mov(dst, 2),
-                      asm.label(pos))
-        for k in range(1, 20):
-            if 10 ** k < 2 ** 31:
-                self.emit(asm.jmp("jlt", scratch, 10 ** k, done))
-            else:
-                self.emit(asm.ld_imm64("r1", 10 ** k), asm.jmp("jlt", scratch, asm.Reg.R1, done))
-            self.emit(asm.alu("add", dst, 1))
-        self.emit(asm.label(done))
+        if signed:  # a '-' and the magnitude
+            self.emit(asm.mov("r1", asm.reg(src)), asm.alu("rsh", "r1", 63),
+                      asm.alu("add", dst, asm.Reg.R1),
+                      asm.mov("r1", asm.reg(src)), asm.alu("arsh", "r1", 63),
+                      asm.alu("xor", scratch, asm.Reg.R1), asm.alu("sub", scratch, asm.Reg.R1))
+        for k in range(1, 19):
+            lim = 10 ** k - 1
+            self.emit(asm.mov("r1", lim) if lim < 2 ** 31 else asm.ld_imm64("r1", lim),
+                      asm.alu("sub", "r1", asm.reg(scratch)), asm.alu("rsh", "r1", 63),
+                      asm.alu("add", dst, asm.Reg.R1))
         if min_width > 1:
             wide = self.label_name("wide")
             self.emit(asm.jmp("jge", dst, min_width, wide), asm.mov(dst, min_width), asm.label(wide))
