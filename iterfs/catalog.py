@@ -40,6 +40,9 @@ class IterSpec:
     links: bool = False   # per="pid": output lines "NAME TARGET" become a directory of symlinks
     ptrace: bool = False  # per="pid": only the process's owner (and root) may open it, as /proc's
                           # ptrace_may_access checks (maps, fd, environ)
+    # the program for readers without CAP_SYSLOG, when the file shows kernel addresses they
+    # may not see (kallsyms' zeroed addresses: kallsyms_show_value, %pK under kptr_restrict)
+    unprivileged: Callable[[BTF], ProgramSpec] | None = None
 
     @property
     def key(self) -> str:
@@ -139,26 +142,44 @@ def check(entries: list[Entry], btf: BTF) -> list[Entry]:
 
 @dataclasses.dataclass(eq=False)
 class Loaded:
-    """A spec on the running kernel: its program and link (new_iter() per open)."""
+    """A spec on the running kernel: its program and link (new_iter() per open), and those
+    of its unprivileged variant."""
     spec: IterSpec
     program: Program
     link: Link
+    variant: tuple[Program, Link] | None = None
+
+    def new_iter(self, privileged: bool = True) -> int:
+        link = self.link if privileged or self.variant is None else self.variant[1]
+        return link.new_iter().detach()
 
     def close(self) -> None:
-        self.link.close()
-        self.program.close()
+        for prog, link in [(self.program, self.link)] + ([self.variant] if self.variant else []):
+            link.close()
+            prog.close()
 
 
-def load(spec: IterSpec, btf: BTF) -> Loaded:
-    """Build, load and link one spec. Raises BTFError/VerifierError/BPFError/ValueError."""
-    pspec = spec.build(btf)
-    prog = pspec.load(btf=btf)
+def _load_linked(build, spec: IterSpec, btf: BTF) -> tuple[Program, Link]:
+    prog = build(btf).load(btf=btf)
     try:
-        link = link_iterator(prog, **dict(spec.params))
+        return prog, link_iterator(prog, **dict(spec.params))
     except BaseException:
         prog.close()
         raise
-    return Loaded(spec, prog, link)
+
+
+def load(spec: IterSpec, btf: BTF) -> Loaded:
+    """Build, load and link one spec (and its unprivileged variant).
+    Raises BTFError/VerifierError/BPFError/ValueError."""
+    prog, link = _load_linked(spec.build, spec, btf)
+    loaded = Loaded(spec, prog, link)
+    if spec.unprivileged is not None:
+        try:
+            loaded.variant = _load_linked(spec.unprivileged, spec, btf)
+        except BaseException:
+            loaded.close()
+            raise
+    return loaded
 
 
 def read_once(spec: IterSpec, btf: BTF | None = None, **params) -> bytes:

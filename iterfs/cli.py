@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--passthrough", metavar="PROCFS",
                    help="serve what iterfs does not from this procfs (e.g. /proc), with the "
                         "reader's credentials")
+    m.add_argument("--mode", action="append", default=[], metavar="PATH=MODE",
+                   help="override a catalog file's mode, e.g. kallsyms=0444 (repeatable)")
     m.add_argument("--background", action="store_true",
                    help="detach once the mount answers (logs go to --log)")
     m.add_argument("--log", default="/var/log/iterfs.log", metavar="FILE",
@@ -105,8 +107,22 @@ def cmd_mount(args) -> int:
     run(Config(mountpoint=os.path.abspath(args.mountpoint), pin_root=args.pin_root or PIN_ROOT,
                catalog_dirs=tuple(args.catalog), builtin=not args.no_builtin, btf_path=args.btf,
                allow_other=not args.no_allow_other, debug=args.debug, hidepid=args.hidepid,
-               passthrough=args.passthrough))
+               passthrough=args.passthrough, modes=_modes(args.mode)))
     return 0
+
+
+def _modes(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        path, sep, mode = item.partition("=")
+        try:
+            value = int(mode, 8)
+        except ValueError:
+            value = -1
+        if not sep or not path or not 0 < value <= 0o777:
+            raise UsageError(f"--mode {item!r}: want PATH=MODE with an octal mode, e.g. kallsyms=0444")
+        out[path.strip("/")] = value
+    return out
 
 
 def _background(args) -> int:

@@ -46,6 +46,7 @@ class Config:
     netns_dir: str = NETNS_DIR
     hidepid: str = "off"
     passthrough: str | None = None
+    modes: dict = dataclasses.field(default_factory=dict)  # catalog path -> mode override
     netns_poll: float = 1.0  # seconds between looks at netns_dir
 
 
@@ -112,6 +113,22 @@ def prepare_mountpoint(mountpoint: str) -> None:
                           f"(choose an empty directory)")
 
 
+CAP_SYSLOG = 34
+
+
+def reader_sees_addresses(ctx) -> bool:
+    """Whether the reader of a FUSE request may see kernel addresses: CAP_SYSLOG in its
+    effective set, what kallsyms_show_value() and %pK (kptr_restrict 1) ask."""
+    if ctx is None:
+        return True
+    try:
+        with open(f"/proc/{ctx.pid}/status", "rb") as f:
+            eff = next(int(ln.split()[1], 16) for ln in f if ln.startswith(b"CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(eff & (1 << CAP_SYSLOG))
+
+
 def check_privileges() -> None:
     lacking = missing_caps()
     if lacking:
@@ -148,7 +165,11 @@ class Daemon:
 
     def _node(self, loaded: catalog.Loaded) -> fs.FileNode:
         link = loaded.link
-        return fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
+        node = fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
+        if loaded.variant is not None:
+            node = dataclasses.replace(
+                node, open_for=lambda ctx: loaded.new_iter(reader_sees_addresses(ctx)))
+        return node
 
     def files(self) -> dict[str, fs.FileNode]:
         """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
@@ -169,6 +190,8 @@ class Daemon:
         new: dict[str, catalog.Loaded] = {}
         todo = []
         for e in self.entries:
+            if e.spec is not None and e.spec.key in self.config.modes:
+                e.spec = dataclasses.replace(e.spec, mode=self.config.modes[e.spec.key])
             if e.error:
                 log.error("catalog module %s skipped: %s", e.module, e.error)
             elif e.unsupported:
@@ -200,7 +223,8 @@ class Daemon:
 
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
         old = self.loaded.get(spec.key)
-        if old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params):
+        if (old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params)
+                and old.variant is None and spec.unprivileged is None):
             prog = spec.build(self.btf).load(btf=self.btf)
             try:
                 old.link.update(prog)

@@ -57,6 +57,7 @@ class FileNode:
     mode: int
     open: Callable[[], int]
     name_hint: str = ""
+    open_for: Callable[[object], int] | None = None  # if set: open_for(ctx), per reader
 
 
 # -- the tree ------------------------------------------------------------------------
@@ -572,7 +573,8 @@ class IterFS(pyfuse3.Operations):
         tree = self._tree
         node = tree.files.get(inode)
         if node is not None:
-            path, opener = tree.paths[inode], node.open
+            path = tree.paths[inode]
+            opener = node.open if node.open_for is None else functools.partial(node.open_for, ctx)
         else:
             dyn = self._dyn.get(inode)
             if dyn is None or dyn[1].kind != "file":
