@@ -28,6 +28,7 @@ class Entry:
     open: Callable[[Any], int] | None = None
     target: bytes | Callable[[Any], bytes] = b""  # a callable answers per reader (ctx)
     timeout: float = 1.0
+    eager: bool = False  # small output: open() reads it inline (no worker thread)
 
     @property
     def st_mode(self) -> int:

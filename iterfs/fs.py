@@ -33,6 +33,9 @@ buffer (PAGE_SIZE << 3) per call, a pipe at most its capacity."""
 LOOKAHEAD = 1 << 20
 """How far a handle's worker reads beyond the furthest offset its reader has asked for."""
 
+EAGER_MAX = 64 * 1024
+"""What open() reads inline from an eager (small, per-process) source before a pump takes over."""
+
 CHUNK_SHIFT = 20
 CHUNK = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK - 1
@@ -209,6 +212,28 @@ def _pump(h: _Handle, pool: list[memoryview], token: trio.lowlevel.TrioToken) ->
         wake = h.wake
         if wake is not None and wake is not fired:
             token.run_sync_soon(wake.set)
+
+
+def _prefill(h: _Handle, pool: list[memoryview]) -> None:
+    """Read a small source to its end right here, on the trio thread: for per-process
+    files (one /proc line, a few KiB) two read(2)s of CPU-bound iterator work cost less
+    than the thread round-trip a pump takes. Stops after EAGER_MAX bytes: the pump,
+    in a worker thread, reads whatever is left."""
+    views = h.views
+    if not views:
+        try:
+            views.append(pool.pop())
+        except IndexError:
+            views.append(_new_chunk())
+    try:
+        while h.size < EAGER_MAX:
+            n = _os_readv(h.fd, [views[0][h.size:EAGER_MAX]])
+            if n == 0:
+                h.eof = True
+                return
+            h.size += n
+    except OSError as exc:
+        h.error = exc
 
 
 def _guard(handler):
@@ -572,6 +597,7 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         tree = self._tree
         node = tree.files.get(inode)
+        eager = False
         if node is not None:
             path = tree.paths[inode]
             opener = node.open if node.open_for is None else functools.partial(node.open_for, ctx)
@@ -581,6 +607,7 @@ class IterFS(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children or dyn else errno.ENOENT)
             path, e = dyn[0], dyn[1]
             opener = functools.partial(e.open, ctx)
+            eager = e.eager
         try:
             fd = opener()
         except OSError as exc:
@@ -594,8 +621,10 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EIO)
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
-        if self._nursery is not None:  # every open is followed by a read: start now
-            self._start_pump(h)
+        if eager:
+            _prefill(h, self._pool)
+        if self._nursery is not None and not h.eof and h.error is None:
+            self._start_pump(h)  # every open is followed by a read: start now
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
 
     # read() is the hot path: no decorator, and no thread round-trip or lock when the

@@ -126,7 +126,8 @@ class ProcDirs:
             with programs.link_iterator(ld.program, **link_params) as link:
                 return link.new_iter().detach()
 
-        return Entry("file", ld.spec.mode, owner[0], owner[1], open=open_, timeout=self.timeout)
+        return Entry("file", ld.spec.mode, owner[0], owner[1], open=open_, timeout=self.timeout,
+                     eager=True)
 
     def _links(self, ld: Loaded, pid: int) -> dict[str, bytes]:
         """NAME -> target of a links=True spec ("fd": one "N TARGET" line per open fd);
