@@ -51,14 +51,6 @@ FMT = "%pi6 %02x {src}%pi6 %08x %08x 00000000 %08x %8s\n"
 NO_SRC = "00000000000000000000000000000000 00 "
 
 
-def rdonly_cast(p: IterProgram, dst: str, src: str, struct: str) -> str:
-    """dst = bpf_rdonly_cast(src, btf_id(struct)): an untrusted, read-only BTF pointer of
-    type struct (the verifier inlines the kfunc as a move). Clobbers r0-r5."""
-    kfunc = p.btf.find("bpf_rdonly_cast", "func").id
-    p.emit(asm.mov("r1", asm.reg(src)), asm.mov("r2", p.btf.resolve(p.btf.find(struct).id).id),
-           asm.call_kfunc(kfunc), asm.mov(dst, asm.Reg.R0))
-    p.typed(dst, struct)
-    return dst
 
 
 def has_member(btf, struct: str, member: str) -> bool:
@@ -81,25 +73,25 @@ def fib6_nh(p: IterProgram, rt: str, dst: str, none: str) -> None:
            asm.jmp("jeq", "r2", 0, nh_obj),
            asm.ldx("dw", "r1", "r1", b.offsetof("nexthop", "nh_grp")),
            asm.jmp("jeq", "r1", 0, none))
-    rdonly_cast(p, "r1", "r1", "nh_group")
+    p.rdonly_cast("r1", "r1", "nh_group")
     p.emit(asm.ldx("h", "r2", "r1", b.offsetof("nh_group", "num_nh")),
            asm.jmp("jeq", "r2", 0, none),
            asm.alu("add", "r1", b.offsetof("nh_group", "nh_entries")))
-    rdonly_cast(p, "r1", "r1", "nh_grp_entry")
+    p.rdonly_cast("r1", "r1", "nh_grp_entry")
     p.emit(asm.ldx("dw", "r1", "r1", b.offsetof("nh_grp_entry", "nh")),
            asm.jmp("jeq", "r1", 0, none))
-    rdonly_cast(p, "r1", "r1", "nexthop")
+    p.rdonly_cast("r1", "r1", "nexthop")
     p.emit(asm.label(nh_obj),
            asm.ldx("dw", "r1", "r1", b.offsetof("nexthop", "nh_info")),
            asm.jmp("jeq", "r1", 0, none))
-    rdonly_cast(p, "r1", "r1", "nh_info")
+    p.rdonly_cast("r1", "r1", "nh_info")
     p.emit(asm.ldx("b", "r2", "r1", b.offsetof("nh_info", "family")),
            asm.jmp("jne", "r2", AF_INET6, none),
            asm.alu("add", "r1", b.offsetof("nh_info", "fib6_nh")))
-    rdonly_cast(p, dst, "r1", "fib6_nh")
+    p.rdonly_cast(dst, "r1", "fib6_nh")
     p.emit(asm.ja(done), asm.label(own),
            asm.mov("r1", asm.reg(rt)), asm.alu("add", "r1", b.offsetof("fib6_info", "fib6_nh")))
-    rdonly_cast(p, dst, "r1", "fib6_nh")
+    p.rdonly_cast(dst, "r1", "fib6_nh")
     p.emit(asm.label(done))
 
 

@@ -120,23 +120,11 @@ U64 = "atomic64_t"  # a struct whose only member is a 64-bit integer: an untrust
 
 # ----------------------------------------------------------------------- builder additions
 
-def rdonly_cast(p: IterProgram, dst: str, src: str, struct: str, add: int = 0) -> str:
-    """dst = bpf_rdonly_cast(src + add, btf_id(struct)): an untrusted read-only BTF pointer
-    (loads through it are fault-safe; the verifier inlines the kfunc as a move). src may be
-    a plain number. Clobbers r0-r5."""
-    kfunc = p.btf.find("bpf_rdonly_cast", "func").id
-    p.emit(asm.mov("r1", asm.reg(src)))
-    if add:
-        p.emit(asm.alu("add", "r1", add))
-    p.emit(asm.mov("r2", p.btf.resolve(p.btf.find(struct).id).id), asm.call_kfunc(kfunc),
-           asm.mov(dst, asm.Reg.R0))
-    p.typed(dst, struct)
-    return dst
 
 
 def peek64(p: IterProgram, dst: str, src: str, off: int = 0) -> None:
     """dst = *(u64 *)(src + off) as a plain number (not a BTF pointer). Clobbers r0-r5."""
-    rdonly_cast(p, dst, src, U64, off)
+    p.rdonly_cast(dst, src, U64, off)
     p.emit(asm.ldx("dw", dst, dst, 0))
 
 
@@ -211,7 +199,7 @@ def sk_ino(p: IterProgram, sk: str, dst: str) -> None:
     zero = p.label_name("noino")
     peek64(p, "r3", sk, b.offsetof("sock", "sk_socket"))
     p.emit(asm.mov(dst, 0), asm.jmp("jeq", "r3", 0, zero))
-    rdonly_cast(p, "r3", "r3", "socket_alloc", -b.offsetof("socket_alloc", "socket"))
+    p.rdonly_cast("r3", "r3", "socket_alloc", -b.offsetof("socket_alloc", "socket"))
     p.emit(asm.ldx("dw", dst, "r3", b.offsetof("socket_alloc", "vfs_inode.i_ino")),
            asm.label(zero))
 
@@ -282,7 +270,7 @@ def build_family(btf, family: int) -> ProgramSpec:
     peek64(p, R, "r1", b.offsetof("seq_net_private", "net"))
     store(p, slots["net"], R)
     peek64(p, R, R, b.offsetof("net", "ipv4.udp_table"))
-    rdonly_cast(p, R, R, "udp_table")
+    p.rdonly_cast(R, R, "udp_table")
     p.emit(asm.ldx("w", "r1", R, b.offsetof("udp_table", "mask")))
     store(p, slots["mask"], "r1")
     peek64(p, "r1", R, b.offsetof("udp_table", "hash"))
@@ -306,7 +294,7 @@ def build_family(btf, family: int) -> ProgramSpec:
     store(p, slots["k"], "r2")
     # the last printed socket X, if still hashed and still the same socket: go on after it
     p.emit(asm.ldx("dw", "r1", S, S_NODE), asm.jmp("jeq", "r1", 0, from_head))
-    rdonly_cast(p, R, "r1", "sock", -off_node)
+    p.rdonly_cast(R, "r1", "sock", -off_node)
     p.emit(asm.ldx("dw", "r1", R, b.offsetof("sock", "__sk_common.skc_node.pprev")),
            asm.jmp("jeq", "r1", 0, from_head))
     sk_ino(p, R, "r1")
@@ -332,7 +320,7 @@ def build_family(btf, family: int) -> ProgramSpec:
            asm.label(search), asm.may_goto(done))
     load(p, "r1", slots["node"])
     p.emit(asm.jmp("jeq", "r1", 0, by_position))
-    rdonly_cast(p, R, "r1", "sock", -off_node)
+    p.rdonly_cast(R, "r1", "sock", -off_node)
     sk_ino(p, R, "r1")
     p.emit(asm.mov("r1", asm.reg("r1"), alu32=True), asm.jmp("jeq", "r1", 0, f"{search}_next"),
            asm.ldx("dw", "r2", S, S_INO), asm.mov("r3", asm.reg("r2"), alu32=True),
@@ -389,7 +377,7 @@ def build_family(btf, family: int) -> ProgramSpec:
     p.emit(asm.ja(scan))
 
     p.emit(asm.label(check))
-    rdonly_cast(p, R, "r1", "udp_sock", -off_node)
+    p.rdonly_cast(R, "r1", "udp_sock", -off_node)
     load(p, "r1", slots["k"])
     p.emit(asm.alu("add", "r1", 1))
     store(p, slots["k"], "r1")
@@ -418,7 +406,7 @@ def build_family(btf, family: int) -> ProgramSpec:
     yino = L("yino")
     peek64(p, "r1", "r1", b.offsetof("hlist_node", "next"))
     p.emit(asm.mov("r2", 0), asm.jmp("jeq", "r1", 0, yino))
-    rdonly_cast(p, R, "r1", "sock", -off_node)
+    p.rdonly_cast(R, "r1", "sock", -off_node)
     sk_ino(p, R, "r2")
     p.emit(asm.label(yino), asm.mov("r2", asm.reg("r2"), alu32=True))
     load(p, "r1", slots["ino"])
@@ -444,7 +432,7 @@ def iterator_ref(p: IterProgram, slots: dict) -> None:
     loop, out = p.label_name("held"), p.label_name("held_out")
     p.emit(asm.ldx("dw", "r1", p.meta, b.offsetof("bpf_iter_meta", "seq")),
            asm.ldx("dw", "r1", "r1", b.offsetof("seq_file", "private")))
-    rdonly_cast(p, "r1", "r1", "bpf_udp_iter_state")
+    p.rdonly_cast("r1", "r1", "bpf_udp_iter_state")
     p.emit(asm.ldx("w", "r2", "r1", cur), asm.ldx("w", "r3", "r1", end))
     store(p, slots["bi"], "r2")
     store(p, slots["bend"], "r3")
@@ -519,7 +507,7 @@ def emit_line(p: IterProgram, sk: str, v6: bool, slots: dict, src_buf: int, dst_
         nodc = p.label_name("nodc")
         peek64(p, "r1", sk, ndc_off)
         p.emit(asm.jmp("jeq", "r1", 0, nodc))
-        rdonly_cast(p, "r1", "r1", "numa_drop_counters")
+        p.rdonly_cast("r1", "r1", "numa_drop_counters")
         p.emit(asm.mov("r3", 0))
         for name in counters:
             p.emit(asm.ldx("w", "r2", "r1", b.offsetof("numa_drop_counters", f"{name}.counter")),

@@ -183,6 +183,19 @@ class IterProgram:
                   asm.label(have), asm.mov(dst, asm.Reg.R0))
         return dst
 
+    def rdonly_cast(self, dst: str, src: str, struct: str, add: int = 0) -> str:
+        """dst = bpf_rdonly_cast(src + add, btf_id(struct)): an untrusted read-only BTF
+        pointer (loads through it are fault-safe; the verifier inlines the kfunc as a move).
+        src may be a plain number, e.g. read with probe_read. Clobbers r0-r5."""
+        kfunc = self.btf.find("bpf_rdonly_cast", "func").id
+        self.emit(asm.mov("r1", asm.reg(src)))
+        if add:
+            self.emit(asm.alu("add", "r1", add))
+        self.emit(asm.mov("r2", self.btf.resolve(self.btf.find(struct).id).id),
+                  asm.call_kfunc(kfunc), asm.mov(dst, asm.Reg.R0))
+        self.typed(dst, struct)
+        return dst
+
     def skip_if_null(self, reg: str, label: str) -> None:
         self.emit(asm.jmp("jeq", reg, 0, label))
 
