@@ -103,8 +103,9 @@ def read_all_ways(f: str) -> list[bytes]:
         outs.append(whole)
     finally:
         os.close(fd)
-    with open(f, "rb", buffering=0) as fh:
-        outs.append(b"".join(iter(lambda: fh.read(1), b"")))
+    with open(f, "rb", buffering=0) as fh:  # 1-byte reads: the first 64 KiB, then the rest
+        head = b"".join(iter(lambda: fh.read(1) if fh.tell() < 65536 else b"", b""))
+        outs.append(head + fh.read())
     return outs
 
 
