@@ -224,15 +224,8 @@ class Daemon:
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
         old = self.loaded.get(spec.key)
         if (old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params)
-                and old.variant is None and spec.unprivileged is None):
-            prog = spec.build(self.btf).load(btf=self.btf)
-            try:
-                old.link.update(prog)
-            except BaseException:
-                prog.close()
-                raise
-            old.program.close()
-            return catalog.Loaded(spec, prog, old.link)
+                and (old.variant is None) == (spec.unprivileged is None)):
+            return self._swap(old, spec)
         loaded = catalog.load(spec, self.btf)
         try:
             if not spec.per:  # per-process files link per open: nothing to pin
@@ -243,6 +236,28 @@ class Daemon:
         if old:
             old.close()
         return loaded
+
+    def _swap(self, old: catalog.Loaded, spec: catalog.IterSpec) -> catalog.Loaded:
+        """New programs behind the old links (BPF_LINK_UPDATE): pins and readers stay."""
+        builds = [(spec.build, old.link)]
+        if old.variant is not None:
+            builds.append((spec.unprivileged, old.variant[1]))
+        progs = []
+        try:
+            for build, _ in builds:
+                progs.append(build(self.btf).load(btf=self.btf))
+            for prog, (_, link) in zip(progs, builds):
+                link.update(prog)
+        except BaseException:
+            for prog in progs:
+                prog.close()
+            raise
+        old.program.close()
+        variant = None
+        if old.variant is not None:
+            old.variant[0].close()
+            variant = (progs[1], old.variant[1])
+        return catalog.Loaded(spec, progs[0], old.link, variant)
 
     def clear_pins(self) -> None:
         """Remove the pin tree (stale pins of an earlier run, or ours at exit)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import threading
 import time
 
@@ -141,8 +142,8 @@ class ProcDirs:
         out = {}
         for line in text.split(b"\n"):
             name, sep, target = line.partition(b" ")
-            if sep:
-                out[name.decode()] = target
+            if sep:  # the fd listing writes "\n" as \012 and "\\" as \134
+                out[name.decode()] = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), target)
         if len(self._link_cache) > 256:
             self._link_cache.clear()
         self._link_cache[key] = (time.monotonic(), out)
