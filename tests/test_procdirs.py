@@ -158,3 +158,31 @@ def test_passthrough_opens_with_the_callers_credentials():
     finally:
         other.kill()
         other.wait()
+
+
+def test_fd_directory_through_the_mount(tmp_path):
+    """The real catalog's fd/ listing, comm and cmdline, read through a mount."""
+    base = tempfile.mkdtemp(prefix="iterfs-test-", dir="/run")
+    d = Daemon(os.path.join(base, "mnt"), pin_root_for(tmp_path))
+    weird = tmp_path / "name with\nnewline and \\ backslash"
+    weird.write_text("x")
+    child = subprocess.Popen([sys.executable, "-c", "import sys, socket; s = socket.socket(); "
+                              f"f = open({str(weird)!r}); r, w = __import__('os').pipe(); "
+                              "print('ready', flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        d.start()
+        assert child.stdout.readline() == "ready\n"
+        mine = os.path.join(d.mountpoint, str(child.pid))
+        real = f"/proc/{child.pid}"
+        assert sorted(os.listdir(f"{mine}/fd"), key=int) == sorted(os.listdir(f"{real}/fd"), key=int)
+        for n in os.listdir(f"{real}/fd"):
+            assert os.readlink(f"{mine}/fd/{n}") == os.readlink(f"{real}/fd/{n}"), n
+        assert open(f"{mine}/comm", "rb").read() == open(f"{real}/comm", "rb").read()
+        assert open(f"{mine}/cmdline", "rb").read() == open(f"{real}/cmdline", "rb").read()
+        assert os.stat(f"{mine}/fd").st_mode & 0o777 == 0o500
+    finally:
+        child.kill()
+        child.wait()
+        d.stop()
+        shutil.rmtree(base, ignore_errors=True)
