@@ -106,12 +106,15 @@ class Passthrough:
                 mode &= ~0o077
             return Entry("dir", mode, st.st_uid, st.st_gid, timeout=self.timeout)
         if stat.S_ISLNK(st.st_mode):
-            try:
-                target = os.readlink(real)
-            except OSError:
-                target = ""
-            return Entry("link", st.st_mode, st.st_uid, st.st_gid,
-                         target=os.fsencode(target), timeout=self.timeout)
+            # read at readlink time, as the reader: procfs refuses some links (cwd, exe,
+            # fd/N of another user's process) and the mount must refuse them alike
+            def target(ctx):
+                if ctx is None or ctx.uid == 0:
+                    return os.fsencode(os.readlink(real))
+                return os.fsencode(_as_caller(ctx.uid, ctx.gid, lambda: os.readlink(real)))
+
+            return Entry("link", st.st_mode, st.st_uid, st.st_gid, target=target,
+                         timeout=self.timeout)
 
         def open_(ctx):
             flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -140,8 +143,8 @@ class Passthrough:
         real = self._real(path)
         try:
             names = os.listdir(real)
-        except OSError:
-            return []
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+            return []  # anything else (EACCES from procfs) is the reader's answer too
         out = []
         for n in sorted(names):
             if not path and n in _PER_READER:
