@@ -79,7 +79,6 @@ import re
 from iterfs import asm
 from iterfs.catalog import IterSpec
 from iterfs.dsl.program import Addr, Field, IterProgram, ProgramSpec, Stack
-from iterfs.programs import MAP_SESSION, SESSION_VALUE
 
 PAGE_SHIFT = 12
 VM_READ, VM_WRITE, VM_EXEC, VM_MAYSHARE = 0x1, 0x2, 0x4, 0x80
@@ -160,24 +159,6 @@ def vsyscall_line(mode: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------ program pieces
-
-def _session(p: IterProgram, key: int, dst: str) -> None:
-    """dst = this session's u64[8] state (IterProgram.session with one 8-byte stack slot:
-    the zero value to insert comes from rodata instead of 64 bytes of stack)."""
-    zero = p.string(b"\0" * SESSION_VALUE)
-    have = p.label_name("session")
-    lookup = [asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
-              asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
-              asm.call(asm.Helper.map_lookup_elem)]
-    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "session_id")),
-           asm.stx("dw", "r10", "r1", key), *lookup, asm.jmp("jne", "r0", 0, have),
-           asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
-           asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
-           p.rodata_ptr("r3", zero), asm.mov("r4", 0),
-           asm.call(asm.Helper.map_update_elem), *lookup,
-           asm.jmp("jne", "r0", 0, have), asm.mov("r0", 0), asm.exit_insn(),
-           asm.label(have), asm.mov(dst, asm.Reg.R0))
-
 
 def _hex_width(p: IterProgram, acc: str, src: str, min_digits: int, scratch: str) -> None:
     """acc += the number of digits "%0<min_digits>x" prints for src (unsigned 64-bit)."""
@@ -406,7 +387,7 @@ def build(btf, *, vsyscall: str | None = None) -> ProgramSpec:
 
     s = p.reg()               # r7: session state (map value)
     task = p.reg()            # r9: the task, then the file
-    _session(p, key, s)
+    p.session(s, key=key)
     p.ctx_ptr("task", dst=task)
     p.emit(asm.jmp("jeq", task, 0, final))
     vma = p.ctx_ptr("vma", dst="r6")   # ctx is not needed any more

@@ -109,3 +109,18 @@ def cleanup(mountpoint: str, pin_root: str) -> None:
 
 def pin_root_for(tmp_path) -> str:
     return f"{BPFFS}/iterfs-test-{os.getpid()}-{os.path.basename(str(tmp_path))}"
+
+
+@contextlib.contextmanager
+def public_mount(pin_tmp, *extra: str):
+    """A started daemon whose mountpoint other users can reach (under /run, not pytest's
+    0700 tmp), stopped and removed afterwards."""
+    import tempfile
+    base = tempfile.mkdtemp(prefix="iterfs-test-", dir="/run")
+    os.chmod(base, 0o755)
+    d = Daemon(os.path.join(base, "mnt"), pin_root_for(pin_tmp), *extra)
+    try:
+        yield d.start()
+    finally:
+        d.stop()
+        shutil.rmtree(base, ignore_errors=True)

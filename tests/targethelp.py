@@ -212,4 +212,4 @@ def u32(x: int) -> bytes:
 
 
 
-from iterators._net import sock_inode  # noqa: E402  (shared with the /proc/net files)
+from iterators._net import sock_inode  # noqa: E402,F401  (shared with the /proc/net files)

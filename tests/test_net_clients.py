@@ -7,12 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
-import shutil
 
 import pytest
 
-from daemonhelp import Daemon, pin_root_for
+from daemonhelp import public_mount
 
 pytestmark = pytest.mark.fuse
 
@@ -30,14 +28,8 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def mount(tmp_path_factory):
-    base = tempfile.mkdtemp(prefix="iterfs-test-", dir="/run")
-    d = Daemon(os.path.join(base, "mnt"), pin_root_for(tmp_path_factory.mktemp("clients")),
-               "--passthrough", "/proc")
-    try:
-        yield d.start()
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with public_mount(tmp_path_factory.mktemp("clients"), "--passthrough", "/proc") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from daemonhelp import Daemon, pin_root_for
+from daemonhelp import public_mount
 
 pytestmark = pytest.mark.fuse
 
@@ -56,14 +54,8 @@ print("ready", flush=True); sys.stdin.read()
 
 @pytest.fixture(scope="module")
 def mount(tmp_path_factory):
-    base = tempfile.mkdtemp(prefix="iterfs-test-", dir="/run")
-    d = Daemon(os.path.join(base, "mnt"), pin_root_for(tmp_path_factory.mktemp("psutil")),
-               "--passthrough", "/proc")
-    try:
-        yield d.start()
-    finally:
-        d.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with public_mount(tmp_path_factory.mktemp("psutil"), "--passthrough", "/proc") as d:
+        yield d
 
 
 def probe(root: str, pids: list[int]) -> dict:

@@ -162,22 +162,22 @@ class IterProgram:
         self.typed(dst, struct)
         return dst
 
-    def session(self, dst: str | None = None) -> str:
+    def session(self, dst: str | None = None, *, key: int | None = None) -> str:
         """dst = this iteration session's state: u64[8] zeroed when the session starts (an
-        LRU hash keyed by meta->session_id). Call it before the NULL check: the final call
+        LRU hash keyed by meta->session_id; the zero value comes from rodata). key: an
+        8-byte stack slot to use for the key. Call it before the NULL check: the final call
         of a session may need it too. Returns the (callee-saved) register."""
         dst = dst or self.reg()
-        key, zero = self.stack(8), self.stack(SESSION_VALUE)
+        key = self.stack(8) if key is None else key
         have = self.label_name("session")
         lookup = [asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
                   asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
                   asm.call(asm.Helper.map_lookup_elem)]
         self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "session_id")),
                   asm.stx("dw", "r10", "r1", key), *lookup, asm.jmp("jne", "r0", 0, have),
-                  *(asm.st("dw", "r10", zero + i, 0) for i in range(0, SESSION_VALUE, 8)),
                   asm.ld_imm64("r1", MAP_SESSION, src=asm.PseudoSrc.MAP_IDX),
                   asm.mov("r2", asm.Reg.R10), asm.alu("add", "r2", key),
-                  asm.mov("r3", asm.Reg.R10), asm.alu("add", "r3", zero), asm.mov("r4", 0),
+                  self.rodata_ptr("r3", self.string(b"\0" * SESSION_VALUE)), asm.mov("r4", 0),
                   asm.call(asm.Helper.map_update_elem), *lookup,
                   asm.jmp("jne", "r0", 0, have), asm.mov("r0", 0), asm.exit_insn(),
                   asm.label(have), asm.mov(dst, asm.Reg.R0))
