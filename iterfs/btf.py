@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import sys
@@ -376,6 +377,8 @@ class BTF:
                  *, _fast_names: bool = True):
         self.source = source
         self.base = base
+        self._raw = data
+        self._digest: str | None = None
         self.start_id = len(base) if base is not None else 1
         self.start_str_off = base._str_end if base is not None else 0
         self._cache: dict[int, Type] = {}
@@ -384,6 +387,16 @@ class BTF:
         self._parse_header(data)
         self._index_types()
         self._index_names(_fast_names)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the raw BTF (and its base's): what programs built from it depend on."""
+        if self._digest is None:
+            h = hashlib.sha256(self._raw)
+            if self.base is not None:
+                h.update(self.base.digest.encode())
+            self._digest = h.hexdigest()
+        return self._digest
 
     def _parse_header(self, data: bytes) -> None:
         if len(data) < 24:

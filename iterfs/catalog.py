@@ -160,7 +160,7 @@ class Loaded:
 
 
 def _load_linked(build, spec: IterSpec, btf: BTF) -> tuple[Program, Link]:
-    prog = build(btf).load(btf=btf)
+    prog = build(btf).load(btf=btf)  # build: a function of btf -> ProgramSpec
     try:
         return prog, link_iterator(prog, **dict(spec.params))
     except BaseException:
@@ -168,14 +168,18 @@ def _load_linked(build, spec: IterSpec, btf: BTF) -> tuple[Program, Link]:
         raise
 
 
-def load(spec: IterSpec, btf: BTF) -> Loaded:
-    """Build, load and link one spec (and its unprivileged variant).
-    Raises BTFError/VerifierError/BPFError/ValueError."""
-    prog, link = _load_linked(spec.build, spec, btf)
+def load(spec: IterSpec, btf: BTF, cache=None) -> Loaded:
+    """Build (through cache, an iterfs.cache.BuildCache, if given), load and link one spec
+    and its unprivileged variant. Raises BTFError/VerifierError/BPFError/ValueError."""
+    def via_cache(build, name):
+        return build if cache is None else (lambda b: cache.build(build, name, b))
+
+    prog, link = _load_linked(via_cache(spec.build, spec.key), spec, btf)
     loaded = Loaded(spec, prog, link)
     if spec.unprivileged is not None:
         try:
-            loaded.variant = _load_linked(spec.unprivileged, spec, btf)
+            loaded.variant = _load_linked(via_cache(spec.unprivileged, spec.key + "#unprivileged"),
+                                          spec, btf)
         except BaseException:
             loaded.close()
             raise

@@ -17,6 +17,8 @@ import threading
 import trio
 
 from . import catalog, fs, programs
+from .cache import DEFAULT_DIR as DEFAULT_CACHE
+from .cache import BuildCache
 from .netns import NETNS_DIR, Namespaces
 from .passthrough import Passthrough
 from .procdir import ProcDirs
@@ -47,6 +49,7 @@ class Config:
     hidepid: str = "off"
     passthrough: str | None = None
     modes: dict = dataclasses.field(default_factory=dict)  # catalog path -> mode override
+    cache_dir: str | None = DEFAULT_CACHE  # built programs kept across starts (None: off)
     netns_poll: float = 1.0  # seconds between looks at netns_dir
 
 
@@ -153,6 +156,7 @@ class Daemon:
         self.netns = Namespaces(config.netns_dir)
         self.procdirs: ProcDirs | None = None
         self._lock = threading.Lock()  # reload and the netns watch run in worker threads
+        self.cache = BuildCache(config.cache_dir) if config.cache_dir else None
 
     # --- catalog ---
     def load_btf(self) -> BTF:
@@ -226,7 +230,7 @@ class Daemon:
         if (old and old.spec.target == spec.target and dict(old.spec.params) == dict(spec.params)
                 and (old.variant is None) == (spec.unprivileged is None)):
             return self._swap(old, spec)
-        loaded = catalog.load(spec, self.btf)
+        loaded = catalog.load(spec, self.btf, self.cache)
         try:
             if not spec.per:  # per-process files link per open: nothing to pin
                 programs.pin(loaded.link.fd, self._pin_path(spec.path))

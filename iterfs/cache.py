@@ -1,0 +1,93 @@
+"""Built programs cached on disk, so a start does not assemble the catalog again.
+
+A built program is a pure function of the kernel's BTF, the iterfs sources and the catalog
+module that declares it; the cache key hashes all three, so any change builds afresh.
+Entries are small JSON files of ProgramSpec fields under /var/cache/iterfs (or
+$ITERFS_CACHE); a broken or unwritable cache is ignored, never fatal."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import json
+import os
+import tempfile
+
+from .btf import BTF
+from .dsl.program import ProgramSpec
+
+log = logging.getLogger("iterfs")
+
+DEFAULT_DIR = os.environ.get("ITERFS_CACHE", "/var/cache/iterfs")
+
+
+@functools.lru_cache(maxsize=None)
+def _sources_digest() -> str:
+    """Every iterfs source file: the assembler, builder and loader a program goes through."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for d, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for f in sorted(files):
+            if f.endswith(".py"):
+                with open(os.path.join(d, f), "rb") as fh:
+                    h.update(f.encode() + b"\0" + fh.read())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class BuildCache:
+    def __init__(self, directory: str = DEFAULT_DIR):
+        self.directory = directory
+
+    def _key(self, build, name: str, btf: BTF) -> str | None:
+        try:
+            module_file = inspect.getsourcefile(build)
+        except TypeError:
+            return None
+        if module_file is None:
+            return None
+        h = hashlib.sha256()
+        for part in (btf.digest, _sources_digest(), _file_digest(module_file), name,
+                     getattr(build, "__qualname__", "")):
+            h.update(part.encode() + b"\0")
+        return h.hexdigest()
+
+    def build(self, build, name: str, btf: BTF) -> ProgramSpec:
+        """build(btf), from the cache when the same inputs built it before."""
+        key = self._key(build, name, btf)
+        path = os.path.join(self.directory, f"{key}.json") if key else None
+        if path:
+            try:
+                with open(path) as f:
+                    fields = json.load(f)
+                return ProgramSpec(fields["target"], bytes.fromhex(fields["bytecode"]),
+                                   bytes.fromhex(fields["rodata"]), fields["name"],
+                                   bool(fields["sleepable"]))
+            except FileNotFoundError:
+                pass
+            except Exception as e:  # a damaged entry: rebuild and overwrite it
+                log.debug("cache entry %s unreadable: %s", path, e)
+        spec = build(btf)
+        if path:
+            self._store(path, spec)
+        return spec
+
+    def _store(self, path: str, spec: ProgramSpec) -> None:
+        fields = dict(target=spec.target, bytecode=spec.bytecode.hex(), rodata=spec.rodata.hex(),
+                      name=spec.name, sleepable=spec.sleepable)
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory)
+            with os.fdopen(fd, "w") as f:
+                json.dump(fields, f)
+            os.replace(tmp, path)
+        except OSError as e:
+            log.debug("cannot cache a built program in %s: %s", self.directory, e)
