@@ -83,6 +83,12 @@ def _specs_of(mod, name: str) -> list[IterSpec]:
     return files
 
 
+def _fresh(name: str):
+    """Import a module, or re-run it when it was imported before (a reload)."""
+    mod = sys.modules.get(name)
+    return importlib.reload(mod) if mod is not None else importlib.import_module(name)
+
+
 def _import_file(path: str):
     name = "iterfs_catalog_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -100,8 +106,7 @@ def _modules(extra_dirs: Iterable[str], builtin: bool):
         import iterators
         for info in sorted(pkgutil.iter_modules(iterators.__path__), key=lambda i: i.name):
             if not info.name.startswith("_"):
-                yield f"iterators.{info.name}", lambda n=info.name: importlib.reload(
-                    importlib.import_module(f"iterators.{n}"))
+                yield f"iterators.{info.name}", lambda n=f"iterators.{info.name}": _fresh(n)
     for d in extra_dirs:
         if not os.path.isdir(d):
             raise NotADirectoryError(f"catalog directory {d} does not exist")
