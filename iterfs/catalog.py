@@ -40,8 +40,9 @@ class IterSpec:
     links: bool = False   # per="pid": output lines "NAME TARGET" become a directory of symlinks
     ptrace: bool = False  # per="pid": only the process's owner (and root) may open it, as /proc's
                           # ptrace_may_access checks (maps, fd, environ)
-    # the program for readers without CAP_SYSLOG, when the file shows kernel addresses they
-    # may not see (kallsyms' zeroed addresses: kallsyms_show_value, %pK under kptr_restrict)
+    # the program for readers who may not see everything: for a process file, readers that
+    # are neither root nor its owner (/proc's ptrace_may_access: stat's hidden addresses);
+    # for other files readers without CAP_SYSLOG (kallsyms_show_value, %pK)
     unprivileged: Callable[[BTF], ProgramSpec] | None = None
 
     @property

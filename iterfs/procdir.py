@@ -122,9 +122,11 @@ class ProcDirs:
         private = ld.spec.mode == 0o400 or ld.spec.ptrace
 
         def open_(ctx):
-            if private and ctx is not None and ctx.uid not in (0, owner[0]):
+            permitted = ctx is None or ctx.uid in (0, owner[0])  # ptrace_may_access, roughly
+            if private and not permitted:
                 raise OSError(errno.EACCES, "not the owner")
-            with programs.link_iterator(ld.program, **link_params) as link:
+            prog = ld.program if permitted or ld.variant is None else ld.variant[0]
+            with programs.link_iterator(prog, **link_params) as link:
                 return link.new_iter().detach()
 
         return Entry("file", ld.spec.mode, owner[0], owner[1], open=open_, timeout=self.timeout,

@@ -21,7 +21,7 @@ def nobody(*cmd: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(params=["invisible", "noaccess"])
+@pytest.fixture(params=["invisible", "noaccess", "off"])
 def pair(request, tmp_path):
     """(iterfs mount, a real procfs with the same hidepid), both where nobody can reach."""
     hidepid = request.param
@@ -66,7 +66,7 @@ def test_same_processes_and_refusals_as_procfs(pair):
         assert os.getpid() not in ours
     else:
         assert os.getpid() in ours
-    for pid, allowed in ((mine, True), (os.getpid(), False)):
+    for pid, allowed in ((mine, True), (os.getpid(), hidepid == "off")):
         a = nobody("cat", f"{mp}/{pid}/stat")
         b = nobody("cat", f"{proc}/{pid}/stat")
         assert (a.returncode == 0) == (b.returncode == 0) == allowed, (pid, a.stderr, b.stderr)
@@ -84,3 +84,27 @@ def test_kallsyms_shows_no_address_proc_would_hide(pair):
     root = subprocess.run(["head", "-n", "200", f"{mp}/kallsyms"], capture_output=True, text=True)
     assert root.stdout == subprocess.run(["head", "-n", "200", "/proc/kallsyms"],
                                          capture_output=True, text=True).stdout
+
+
+def test_stat_hides_what_proc_hides_from_other_users(pair):
+    """/proc/<pid>/stat shows another user's process without its addresses (startcode,
+    startstack, ... are 1 or 0 unless ptrace_may_access): so must iterfs."""
+    mp, proc, hidepid, _ = pair
+    if hidepid != "off":
+        return  # nobody cannot read root's processes at all there (checked above)
+    root_sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.2)
+        for _ in range(3):
+            theirs = nobody("cat", f"{proc}/{root_sleeper.pid}/stat").stdout
+            ours = nobody("cat", f"{mp}/{root_sleeper.pid}/stat").stdout
+            if ours == theirs:
+                break
+        assert ours == theirs and ours
+        fields = ours.rsplit(")", 1)[1].split()
+        assert fields[23] == "1"  # startcode, as /proc prints it for a reader not permitted
+        as_root = open(f"{mp}/{root_sleeper.pid}/stat").read().rsplit(")", 1)[1].split()
+        assert int(as_root[23]) > 1  # the owner's (root's) view has the real address
+    finally:
+        root_sleeper.kill()
+        root_sleeper.wait()
