@@ -101,6 +101,20 @@ UNIX_PATH_MAX = 108
 PATH_BUF = 112  # UNIX_PATH_MAX + the NUL, 8-aligned (build_printf)
 
 
+
+def socket_state(p: IterProgram, u: str, lbl: dict) -> None:
+    """r4 = the St column (unix_seq_show): with an sk_socket SS_UNCONNECTED or, when
+    ESTABLISHED, SS_CONNECTED; without one SS_DISCONNECTING or, ESTABLISHED, SS_CONNECTING.
+    r2 holds sk_state."""
+    p.load("r3", Field(u, "sk.sk_socket"))
+    p.emit(asm.jmp("jeq", "r3", 0, lbl["nosock"]),
+           asm.mov("r4", SS_UNCONNECTED), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
+           asm.mov("r4", SS_CONNECTED), asm.ja(lbl["st"]),
+           asm.label(lbl["nosock"]),
+           asm.mov("r4", SS_DISCONNECTING), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
+           asm.mov("r4", SS_CONNECTING),
+           asm.label(lbl["st"]))
+
 def header_once(p: IterProgram, obj: str, text: str) -> None:
     """Print text before the first object, or at the final (NULL) call of a walk that
     yielded no object: socket iterators hand that call seq_num - 1 == (u64)-1 then (they
@@ -183,14 +197,8 @@ def build_printf(btf) -> ProgramSpec:
     p.emit(asm.mov("r3", 0), asm.jmp("jne", "r2", TCP_LISTEN, lbl["listen"]),
            asm.mov("r3", __SO_ACCEPTCON), asm.label(lbl["listen"]),
            asm.stx("dw", "r10", "r3", flags))
-    p.load("r3", Field(u, "sk.sk_socket"))
-    p.emit(asm.jmp("jeq", "r3", 0, lbl["nosock"]),
-           asm.mov("r4", SS_UNCONNECTED), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
-           asm.mov("r4", SS_CONNECTED), asm.ja(lbl["st"]),
-           asm.label(lbl["nosock"]),
-           asm.mov("r4", SS_DISCONNECTING), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
-           asm.mov("r4", SS_CONNECTING),
-           asm.label(lbl["st"]), asm.stx("dw", "r10", "r4", st))
+    socket_state(p, u, lbl)
+    p.emit(asm.stx("dw", "r10", "r4", st))
 
     # Path
     p.emit(p.rodata_ptr("r1", empty), asm.stx("dw", "r10", "r1", sep),
@@ -305,14 +313,7 @@ def build(btf) -> ProgramSpec:
            asm.label(lbl["listen"]))
     p.load("r3", Field(u, "sk.sk_type"))
     emit_hex(p, "r3", buf + TYPE_AT, 4)
-    p.load("r3", Field(u, "sk.sk_socket"))
-    p.emit(asm.jmp("jeq", "r3", 0, lbl["nosock"]),
-           asm.mov("r4", SS_UNCONNECTED), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
-           asm.mov("r4", SS_CONNECTED), asm.ja(lbl["st"]),
-           asm.label(lbl["nosock"]),
-           asm.mov("r4", SS_DISCONNECTING), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
-           asm.mov("r4", SS_CONNECTING),
-           asm.label(lbl["st"]))
+    socket_state(p, u, lbl)
     emit_hex(p, "r4", buf + ST_AT, 2)
 
     # Inode, "%5lu": right-aligned in max(digits, 5) characters from INODE_AT

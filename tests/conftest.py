@@ -3,8 +3,11 @@ kernel. They skip where that is missing, and fail instead when ITERFS_REQUIRE_KE
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -52,3 +55,15 @@ def vmlinux():
 
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a child (if still running), reap it and close its pipes."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    for s in (proc.stdin, proc.stdout):
+        if s is not None:
+            with contextlib.suppress(OSError):
+                s.close()

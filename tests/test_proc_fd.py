@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import time
 import pytest
 
 import procfs
+from conftest import kill
 from iterfs import catalog, programs
 from iterfs.btf import BTF
 from iterators import proc_cmd, proc_fd
@@ -159,15 +159,6 @@ def hidden_pids() -> set[int]:
     return procfs.hidden_tids()
 
 
-def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    for s in (proc.stdin, proc.stdout):
-        if s is not None:
-            with contextlib.suppress(OSError):
-                s.close()
 
 
 def argv_len(argv: list[str]) -> int:

@@ -23,7 +23,6 @@ programs (of other tests, of the daemon) loaded or unloaded between the reads; e
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import difflib
 import functools
@@ -31,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -42,6 +40,7 @@ import psutil
 import pytest
 
 import procfs
+from conftest import kill
 from iterfs import catalog
 from iterfs.btf import BTF
 from iterfs.programs import link_iterator, read_all
@@ -133,15 +132,6 @@ sys.stdin.read()
 
 # ------------------------------------------------------------------------- helpers
 
-def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    for s in (proc.stdin, proc.stdout):
-        if s is not None:
-            with contextlib.suppress(OSError):
-                s.close()
 
 
 def proc_maps_of(pid: int) -> bytes | None:
