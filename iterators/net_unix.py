@@ -101,7 +101,6 @@ UNIX_PATH_MAX = 108
 PATH_BUF = 112  # UNIX_PATH_MAX + the NUL, 8-aligned (build_printf)
 
 
-
 def socket_state(p: IterProgram, u: str, lbl: dict) -> None:
     """r4 = the St column (unix_seq_show): with an sk_socket SS_UNCONNECTED or, when
     ESTABLISHED, SS_CONNECTED; without one SS_DISCONNECTING or, ESTABLISHED, SS_CONNECTING.
@@ -114,6 +113,7 @@ def socket_state(p: IterProgram, u: str, lbl: dict) -> None:
            asm.mov("r4", SS_DISCONNECTING), asm.jmp("jne", "r2", TCP_ESTABLISHED, lbl["st"]),
            asm.mov("r4", SS_CONNECTING),
            asm.label(lbl["st"]))
+
 
 def header_once(p: IterProgram, obj: str, text: str) -> None:
     """Print text before the first object, or at the final (NULL) call of a walk that
