@@ -30,7 +30,7 @@ Each record here is ONE bpf_seq_printf with that very format (10 arguments):
   rhashtable like /proc does), so Locks is sk_refcnt as is.
 
 Header: before the first socket (seq_num == 0), or by the final call when the walk was
-empty (seq_num == (u64)-1); see net_unix.header_once. Order: both walks go protocol by
+empty (seq_num == (u64)-1); see IterProgram.header. Order: both walks go protocol by
 protocol (nl_table[0..MAX_LINKS)), each through rhashtable_walk_next, so the lines come in
 /proc's order.
 """
@@ -42,7 +42,7 @@ from iterfs.btf import Kind
 from iterfs.catalog import IterSpec
 from iterfs.dsl.program import Field, IterProgram, ProgramSpec, Stack
 
-from .net_unix import has_member, header_once, inode_arg
+from .net_unix import has_member, inode_arg
 
 HEADER = ("sk               Eth Pid        Groups   "
           "Rmem     Wmem     Dump  Locks    Drops    Inode\n")
@@ -79,7 +79,7 @@ def emit_drops(p: IterProgram, n: str, dst: int) -> None:
 def build(btf) -> ProgramSpec:
     p = IterProgram("netlink", btf=btf, name="net_netlink")
     n = p.ctx_ptr("sk")
-    header_once(p, n, HEADER)
+    p.header(HEADER, n)
     p.exit_if_null(n)
 
     groups, wmem, drops = (p.stack(8) for _ in range(3))

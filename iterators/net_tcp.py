@@ -76,8 +76,8 @@ Details the iterator reproduces
   what the program reads (full and TIME_WAIT sockets; request sockets print 0 anyway).
 - The header comes once per session: with the first socket (seq_num 0), or, when there is
   none, in the final call with a NULL socket, where tcp_prog_seq_show() has decremented
-  seq_num for the start token too (-1 then; with exactly one socket it is 0 there as well,
-  which is why p.header() would print the header twice).
+  seq_num for the start token too (-1 then; with exactly one socket it is 0 there as well:
+  p.header(text, obj) tells the two apart).
 - A request socket made by a v4 SYN on an IPv4-mapped v6 listener is an AF_INET6 socket
   (it takes the listener's family): it is in tcp6, like /proc shows it.
 - Sockets the kernel skips (unhashed while the iterator batch held them) are not shown;
@@ -656,7 +656,7 @@ class TcpProgram:
         sl = self.slots
         skc = RR
         p.ctx_ptr("sk_common", dst=skc)
-        self.header(skc)
+        p.header(HEADER6 if self.v6 else HEADER4, skc)
         p.skip_if_null(skc, self.exit)
         p.load("r1", Field(skc, "skc_family"))
         p.emit(asm.jmp("jne", "r1", self.family, self.exit),
@@ -688,21 +688,6 @@ class TcpProgram:
         self.request(skc)
         p.emit(asm.label(self.bail), asm.label(self.exit))  # build() appends "return 0"
         return p.build()
-
-    def header(self, skc: str) -> None:
-        """The header, once per session: with the first socket (seq_num 0), or in the final
-        call when there was none. tcp_prog_seq_show() decrements seq_num for the start token
-        in that final call too, so it sees the number of sockets minus one there: -1 when
-        there were none (p.header() would print the header twice: with the first socket and
-        in the final call of a session with exactly one)."""
-        p = self.p
-        text = HEADER6 if self.v6 else HEADER4
-        none, skip = p.label_name("hdr0"), p.label_name("hdr")
-        p.emit(asm.ldx("dw", "r1", p.meta, self.btf.offsetof("bpf_iter_meta", "seq_num")),
-               asm.jmp("jeq", skc, 0, none), asm.jmp("jne", "r1", 0, skip), asm.ja(f"{none}_p"),
-               asm.label(none), asm.jmp("jne", "r1", -1, skip), asm.label(f"{none}_p"))
-        p.seq_write(text)
-        p.emit(asm.label(skip))
 
     def _prefixes(self):
         """The three prefixes' pieces, only to size the buffer."""

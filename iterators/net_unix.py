@@ -115,21 +115,6 @@ def socket_state(p: IterProgram, u: str, lbl: dict) -> None:
            asm.label(lbl["st"]))
 
 
-def header_once(p: IterProgram, obj: str, text: str) -> None:
-    """Print text before the first object, or at the final (NULL) call of a walk that
-    yielded no object: socket iterators hand that call seq_num - 1 == (u64)-1 then (they
-    decrement seq_num to skip the start token). Clobbers r0-r5."""
-    obj_seen, skip, out = (p.label_name(n) for n in ("hdr_obj", "hdr_skip", "hdr_out"))
-    p.emit(asm.ldx("dw", "r1", p.meta, p.btf.offsetof("bpf_iter_meta", "seq_num")),
-           asm.jmp("jne", obj, 0, obj_seen),
-           asm.jmp("jne", "r1", -1, skip),  # imm sign-extends: compares with 2**64 - 1
-           asm.ja(out),
-           asm.label(obj_seen), asm.jmp("jne", "r1", 0, skip),
-           asm.label(out))
-    p.seq_write(text)
-    p.emit(asm.label(skip))
-
-
 def has_member(btf, struct: str, path: str) -> bool:
     try:
         btf.member(struct, path)
@@ -179,7 +164,7 @@ def build_printf(btf) -> ProgramSpec:
     benchmark: about 1.7x slower per line than build()'s split."""
     p = IterProgram("unix", btf=btf, name="net_unix")
     u = p.ctx_ptr("unix_sk")
-    header_once(p, u, HEADER)
+    p.header(HEADER, u)
     p.exit_if_null(u)
 
     ref, flags, st, sep, path, length = (p.stack(8) for _ in range(6))
@@ -287,7 +272,7 @@ def build(btf) -> ProgramSpec:
     bpf_seq_write (see the module's docstring)."""
     p = IterProgram("unix", btf=btf, name="net_unix")
     u = p.ctx_ptr("unix_sk")
-    header_once(p, u, HEADER)
+    p.header(HEADER, u)
     p.exit_if_null(u)
     p.seq_printf("%pK", u)
 

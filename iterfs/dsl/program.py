@@ -23,6 +23,9 @@ from . import iter as it
 __all__ = ["IterProgram", "ProgramSpec", "Field", "Addr", "Const", "Stack", "MAX_PRINTF_ARGS"]
 
 MAX_PRINTF_ARGS = 12
+# iterators whose final call after an empty walk sees meta->seq_num (u64)-1: the socket
+# iterators count their start token and then take it back (measured on tcp, unix, netlink)
+SEQ_NUM_DECREMENTED = {"tcp", "udp", "unix", "netlink"}
 _SIZES = {1: "b", 2: "h", 4: "w", 8: "dw"}
 # bpf_seq_printf's conversions (kernel/bpf/helpers.c bpf_bprintf_prepare)
 # the kernel refuses "%s" followed by a letter or digit at run time (-EINVAL, no output)
@@ -391,11 +394,25 @@ class IterProgram:
         self.emit(asm.ldx("dw", "r1", self.meta, self.btf.offsetof("bpf_iter_meta", "seq")),
                   asm.mov("r2", asm.reg(reg)), asm.mov("r3", size), asm.call(asm.Helper.seq_write))
 
-    def header(self, text: str) -> None:
-        """Print text once, before the first object (when meta->seq_num == 0)."""
+    def header(self, text: str, obj: str | None = None) -> None:
+        """Print text once per session: before the first object, or in the final (NULL)
+        call of a walk that found none. Without obj (emitted before the object is loaded)
+        that is meta->seq_num == 0, right for iterators that count from 0. The socket
+        iterators (SEQ_NUM_DECREMENTED) take back their start token, so their final
+        call sees -1 after an empty walk and 0 after a walk of one: pass the object
+        register and the two calls are told apart. Clobbers r0-r5."""
         skip = self.label_name("header")
-        self.emit(it.iter_load_meta_field(self.meta, "r1", "seq_num", btf=self.btf),
-                  asm.jmp("jne", "r1", 0, skip))
+        self.emit(it.iter_load_meta_field(self.meta, "r1", "seq_num", btf=self.btf))
+        if obj is None:
+            self.emit(asm.jmp("jne", "r1", 0, skip))
+        else:
+            empty = -1 if self.target in SEQ_NUM_DECREMENTED else 0
+            seen, out = self.label_name("hdr_obj"), self.label_name("hdr_out")
+            self.emit(asm.jmp("jne", obj, 0, seen),
+                      asm.jmp("jne", "r1", empty, skip),  # imm sign-extends: -1 is 2**64 - 1
+                      asm.ja(out),
+                      asm.label(seen), asm.jmp("jne", "r1", 0, skip),
+                      asm.label(out))
         self.seq_write(text)
         self.emit(asm.label(skip))
 
