@@ -31,7 +31,7 @@ def pair(request, tmp_path):
     os.mkdir(proc)
     subprocess.run(["mount", "-t", "proc", "-o", f"hidepid={hidepid}", "proc", proc], check=True)
     d = Daemon(os.path.join(base, "mnt"), pin_root_for(tmp_path), "--hidepid", hidepid,
-               "--mode", "kallsyms=0444")
+               "--mode", "kallsyms=0444", "--passthrough", "/proc")
     sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                 "sleep", "60"])
     try:
@@ -105,6 +105,12 @@ def test_stat_hides_what_proc_hides_from_other_users(pair):
         assert fields[23] == "1"  # startcode, as /proc prints it for a reader not permitted
         as_root = open(f"{mp}/{root_sleeper.pid}/stat").read().rsplit(")", 1)[1].split()
         assert int(as_root[23]) > 1  # the owner's (root's) view has the real address
+        # a passed-through link procfs refuses to other users is refused here too: the
+        # daemon reads it as the reader, not as root
+        cwd = f"{mp}/{root_sleeper.pid}/cwd"
+        assert os.readlink(cwd) == os.readlink(f"/proc/{root_sleeper.pid}/cwd")
+        a, b = nobody("readlink", cwd), nobody("readlink", f"{proc}/{root_sleeper.pid}/cwd")
+        assert a.returncode == b.returncode != 0 and a.stdout == b.stdout == ""
     finally:
         root_sleeper.kill()
         root_sleeper.wait()

@@ -186,15 +186,3 @@ def test_fd_directory_through_the_mount(tmp_path):
         child.wait()
         d.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-def test_passthrough_links_are_read_as_the_reader(mount):
-    other = subprocess.Popen(["sleep", "60"])  # root's: nobody may not follow its cwd link
-    try:
-        link = os.path.join(mount.mountpoint, str(other.pid), "cwd")
-        assert os.readlink(link) == os.readlink(f"/proc/{other.pid}/cwd")
-        r = nobody("readlink", link)
-        assert r.returncode != 0 and r.stdout == ""
-    finally:
-        other.kill()
-        other.wait()
