@@ -245,7 +245,7 @@ def build_cmdline(btf) -> ProgramSpec:
 
 
 FILES = [
-    IterSpec("comm", "task", build_comm, per="pid",
+    IterSpec("comm", "task", build_comm, per="pid", nonempty=True,
              doc="/proc/<pid>/comm (comm_show: proc_task_name + newline)"),
     IterSpec("cmdline", "task", build_cmdline, per="pid",
              doc="/proc/<pid>/cmdline (get_mm_cmdline), up to (threads + 1) * 32767 bytes"),

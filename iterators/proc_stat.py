@@ -599,8 +599,8 @@ def build_tid_unpermitted(btf) -> ProgramSpec:
 
 
 FILES = [
-    IterSpec("stat", "task", build_pid, per="pid", unprivileged=build_pid_unpermitted,
+    IterSpec("stat", "task", build_pid, per="pid", nonempty=True, unprivileged=build_pid_unpermitted,
              doc="/proc/<pid>/stat (do_task_stat, whole process)"),
-    IterSpec("stat", "task", build_tid, per="tid", unprivileged=build_tid_unpermitted,
+    IterSpec("stat", "task", build_tid, per="tid", nonempty=True, unprivileged=build_tid_unpermitted,
              doc="/proc/<pid>/task/<tid>/stat (do_task_stat, one thread)"),
 ]

@@ -1226,8 +1226,8 @@ def build_tid(btf) -> ProgramSpec:
 
 
 FILES = [
-    IterSpec("status", "task", build_pid, per="pid",
+    IterSpec("status", "task", build_pid, per="pid", nonempty=True,
              doc="/proc/<pid>/status (fs/proc/array.c proc_pid_status), the group leader"),
-    IterSpec("status", "task", build_tid, per="tid",
+    IterSpec("status", "task", build_tid, per="tid", nonempty=True,
              doc="/proc/<pid>/task/<tid>/status (fs/proc/array.c proc_pid_status)"),
 ]

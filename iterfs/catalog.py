@@ -38,6 +38,9 @@ class IterSpec:
     # each open; "tid": as <pid>/task/<tid>/<path>, linked with tid=<tid>
     per: str = ""
     links: bool = False   # per="pid": output lines "NAME TARGET" become a directory of symlinks
+    # per="pid"/"tid": a live process always prints something, so empty output means it
+    # exited between lookup and open: the open fails with ENOENT, as /proc's does
+    nonempty: bool = False
     ptrace: bool = False  # per="pid": only the process's owner (and root) may open it, as /proc's
                           # ptrace_may_access checks (maps, fd, environ)
     # the program for readers who may not see everything: for a process file, readers that

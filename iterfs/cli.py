@@ -41,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
                         "reader's credentials")
     m.add_argument("--mode", action="append", default=[], metavar="PATH=MODE",
                    help="override a catalog file's mode, e.g. kallsyms=0444 (repeatable)")
+    m.add_argument("--user", metavar="USER",
+                   help="serve FUSE requests as USER, with no capabilities, once the programs "
+                        "are loaded and the mount made (default: iterfs if it exists, else "
+                        "nobody; root keeps root)")
     m.add_argument("--background", action="store_true",
                    help="detach once the mount answers (logs go to --log)")
     m.add_argument("--log", default="/var/log/iterfs.log", metavar="FILE",
@@ -107,7 +111,7 @@ def cmd_mount(args) -> int:
     run(Config(mountpoint=os.path.abspath(args.mountpoint), pin_root=args.pin_root or PIN_ROOT,
                catalog_dirs=tuple(args.catalog), builtin=not args.no_builtin, btf_path=args.btf,
                allow_other=not args.no_allow_other, debug=args.debug, hidepid=args.hidepid,
-               passthrough=args.passthrough, modes=_modes(args.mode)))
+               passthrough=args.passthrough, modes=_modes(args.mode), user=args.user))
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import dataclasses
 import errno
+import gc
 import logging
 import os
 import shutil
@@ -16,14 +18,14 @@ import threading
 
 import trio
 
-from . import catalog, fs, programs
+from . import catalog, fs, privsep, programs
 from .cache import DEFAULT_DIR as DEFAULT_CACHE
 from .cache import BuildCache
 from .netns import NETNS_DIR, Namespaces
-from .passthrough import Passthrough
+from .passthrough import LocalProc, Passthrough, RemoteProc, helper_handlers
 from .procdir import ProcDirs
 from .btf import BTF
-from .syscall import missing_caps
+from .syscall import Fd, missing_caps
 
 log = logging.getLogger("iterfs")
 
@@ -51,6 +53,7 @@ class Config:
     modes: dict = dataclasses.field(default_factory=dict)  # catalog path -> mode override
     cache_dir: str | None = DEFAULT_CACHE  # built programs kept across starts (None: off)
     netns_poll: float = 1.0  # seconds between looks at netns_dir
+    user: str | None = None  # who serves FUSE requests (None: iterfs, else nobody; root: no drop)
 
 
 def notify(state: str) -> None:
@@ -70,14 +73,7 @@ def mount_state(mountpoint: str) -> tuple[str, str]:
     mount, else its fstype; state is "" (nothing mounted), "live" or "stale" (a FUSE
     session whose daemon died: ENOTCONN)."""
     mp = os.path.realpath(mountpoint)
-    what = ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == mp:
-                sep = fields.index("-")
-                fstype, source = fields[sep + 1], fields[sep + 2]
-                what = "iterfs" if fstype.startswith("fuse") and source == "iterfs" else fstype
+    what = mounted(mp)
     if not what:
         return "", ""
     try:
@@ -87,6 +83,32 @@ def mount_state(mountpoint: str) -> tuple[str, str]:
             return what, "stale"
         raise
     return what, "live"
+
+
+def mounted(mountpoint: str) -> str:
+    """What /proc/self/mountinfo says is mounted on mountpoint: "iterfs", another fstype,
+    or "" (never asks the filesystem itself, so never blocks on a FUSE daemon)."""
+    what = ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mountpoint:
+                sep = fields.index("-")
+                fstype, source = fields[sep + 1], fields[sep + 2]
+                what = "iterfs" if fstype.startswith("fuse") and source == "iterfs" else fstype
+    return what
+
+
+_MNT_DETACH = 2
+
+
+def detach_mount(mountpoint: str) -> None:
+    """umount2(MNT_DETACH) of an iterfs mount on mountpoint, if there is one."""
+    mp = os.path.realpath(mountpoint)
+    while mounted(mp) == "iterfs":
+        if ctypes.CDLL(None, use_errno=True).umount2(mp.encode(), _MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"umount {mp}: {os.strerror(err)}")
 
 
 def fusermount_u(mountpoint: str, lazy: bool = False) -> subprocess.CompletedProcess:
@@ -153,8 +175,12 @@ class Daemon:
         self.loaded: dict[str, catalog.Loaded] = {}
         self.entries: list[catalog.Entry] = []
         self.ops: fs.IterFS | None = None
-        self.netns = Namespaces(config.netns_dir)
+        self.netns = Namespaces(config.netns_dir)  # in the helper
+        self.netns_names: list[str] = []  # in the server: the namespaces the helper entered
         self.procdirs: ProcDirs | None = None
+        self.helper: privsep.Helper | None = None
+        self.user: tuple[str, int, int] = ("root", 0, 0)
+        self._retired: list[catalog.Loaded] = []  # replaced by the last reload; closed at the next
         self._lock = threading.Lock()  # reload and the netns watch run in worker threads
         self.cache = BuildCache(config.cache_dir) if config.cache_dir else None
 
@@ -178,15 +204,17 @@ class Daemon:
     def files(self) -> dict[str, fs.FileNode]:
         """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
         out = {p: self._node(ld) for p, ld in self.loaded.items() if not ld.spec.per}
-        for name, thread in sorted(self.netns.threads.items()):
+        helper = self.helper
+        for name in self.netns_names:
             for path, ld in self.loaded.items():
                 if ld.spec.netns:
                     link = ld.link
                     out[f"netns/{name}/{path}"] = fs.FileNode(
-                        ld.spec.mode, lambda t=thread, link=link: t.new_iter(link.fd.fd), path)
+                        ld.spec.mode, lambda n=name, link=link: helper.call_fd(
+                            "netns_iter", [link.fd.fd], name=n), path)
         return out
 
-    def load_catalog(self) -> dict[str, fs.FileNode]:
+    def load_catalog(self) -> None:
         """(Re)load every catalog entry. Paths whose target and parameters are unchanged keep
         their link and pin: the new program is swapped in with BPF_LINK_UPDATE."""
         self.entries = catalog.check(catalog.discover(self.config.catalog_dirs,
@@ -223,7 +251,6 @@ class Daemon:
         self.loaded = new
         if self.procdirs is not None:
             self.procdirs.set_specs(list(new.values()))
-        return self.files()
 
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
         old = self.loaded.get(spec.key)
@@ -276,45 +303,154 @@ class Daemon:
                 os.rmdir(dirpath)
 
     def close(self) -> None:
-        self.netns.close()
+        """Everything this process holds. The server hands unmount and unpinning to the
+        helper (and reaps it); without a helper, this process does them."""
+        if self.helper is not None:
+            self.helper.close()
+            self.helper = None
+        else:
+            self.netns.close()
+            self.clear_pins()
         if self.procdirs is not None:
             self.procdirs.close()
-        self.clear_pins()
-        for ld in self.loaded.values():
+            self.procdirs = None
+        for ld in list(self.loaded.values()) + self._retired:
             ld.close()
-        self.loaded = {}
+        self.loaded, self._retired = {}, []
 
     def reload(self) -> None:
+        """SIGHUP: the helper loads the catalog again (BPF_LINK_UPDATE where it can) and
+        sends every program and link fd back; the server serves the new set."""
         log.info("reloading the catalog")
         try:
-            with self._lock:
-                files = self.load_catalog()
+            reply, fds = self.helper.call("reload")
+            self._adopt(reply["loaded"], fds)
         except Exception as exc:
             log.error("reload failed, keeping the old catalog: %s", exc)
             return
+        files = self.files()
         self.ops.replace(files)
         log.info("reloaded: %d files", len(files))
+
+    def _adopt(self, loaded: list[dict], fds: list[int]) -> None:
+        """Loaded objects from the helper's reload answer (see _h_reload)."""
+        owned = [Fd(fd) for fd in fds]
+        try:
+            it = iter(owned)
+            new = {}
+            for m in loaded:
+                spec = catalog.IterSpec(build=None, **m["spec"])
+                pairs = []
+                for name, target in m["progs"]:
+                    prog = programs.Program(next(it), target, name, b"", 0)
+                    pairs.append((prog, programs.Link(next(it), target, prog)))
+                new[spec.key] = catalog.Loaded(spec, *pairs[0], pairs[1] if len(pairs) > 1 else None)
+        except BaseException:
+            for fd in owned:
+                fd.close()
+            raise
+        with self._lock:
+            for ld in self._retired:  # open() calls still using these have long finished
+                ld.close()
+            self._retired = list(self.loaded.values())
+            self.loaded = new
+            if self.procdirs is not None:
+                self.procdirs.set_specs(list(new.values()))
+
+    # --- the privileged helper's side (runs in the forked helper) ---
+    def _helper_handlers(self) -> dict:
+        handlers = {
+            "netns_names": self._h_netns_names,
+            "netns_iter": self._h_netns_iter,
+            "reload": self._h_reload,
+            "umount": self._h_umount,
+            "probe": self._h_probe,
+        }
+        if self.config.passthrough:
+            handlers.update(helper_handlers(LocalProc(self.config.passthrough)))
+        return handlers
+
+    def _h_umount(self, req, fds):
+        detach_mount(self.config.mountpoint)
+        return {}, []
+
+    def _h_probe(self, req, fds):
+        os.stat(os.path.join(self.config.mountpoint, "."))
+        return {}, []
+
+    def _h_netns_names(self, req, fds):
+        self.netns.refresh()
+        return {"names": sorted(self.netns.threads)}, []
+
+    def _h_netns_iter(self, req, fds):
+        thread = self.netns.threads.get(req["name"])
+        if thread is None:
+            raise OSError(errno.ENOENT, f"network namespace {req['name']} is gone")
+        return {}, [thread.new_iter(fds[0])]
+
+    def _h_reload(self, req, fds):
+        with self._lock:
+            self.load_catalog()
+        meta, out = [], []
+        try:
+            for ld in self.loaded.values():
+                s = ld.spec
+                pairs = [(ld.program, ld.link)] + ([ld.variant] if ld.variant else [])
+                meta.append({"spec": {"path": s.path, "target": s.target, "mode": s.mode,
+                                      "params": dict(s.params), "netns": s.netns, "per": s.per,
+                                      "links": s.links, "ptrace": s.ptrace,
+                                      "nonempty": s.nonempty},
+                             "progs": [(p.name, p.target) for p, _ in pairs]})
+                for p, link in pairs:
+                    out += [os.dup(p.fd.fd), os.dup(link.fd.fd)]
+        except BaseException:
+            for fd in out:
+                os.close(fd)
+            raise
+        return {"loaded": meta}, out
+
+    def _helper_cleanup(self) -> None:
+        """The helper's last act: unmount (if the server did not) and unpin."""
+        try:
+            detach_mount(self.config.mountpoint)
+        except OSError as exc:
+            log.error("%s", exc)
+        self.netns.close()
+        self.clear_pins()
 
     # --- lifecycle ---
     def start(self) -> dict[str, fs.FileNode]:
         """Everything before the mount: checks, BTF, bpffs, pins, programs."""
         check_privileges()
+        self.user = privsep.resolve_user(self.config.user)
         self.load_btf()
         prepare_mountpoint(self.config.mountpoint)
         programs.ensure_bpffs()
         self.clear_pins()
-        self.netns.refresh()
-        files = self.load_catalog()
+        self.load_catalog()
         if not self.loaded:
             raise DaemonError("no catalog file could be loaded (see the errors above)")
         self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid)
-        return files
+        if self.config.passthrough and not os.path.isdir(self.config.passthrough):
+            raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory")
+        # no thread runs yet, and the FUSE fd does not exist: the helper never holds it
+        self.helper = privsep.fork_helper(self._helper_handlers(), self._helper_cleanup)
+        self.btf = None  # the server builds nothing any more; the helper keeps its copy
+        gc.collect()
+        self.netns_names = self.helper.call("netns_names")[0]["names"]
+        return self.files()
 
     def providers(self) -> tuple:
         out = (self.procdirs,)
         if self.config.passthrough:
-            out += (Passthrough(self.config.passthrough, hidepid=self.config.hidepid),)
+            out += (Passthrough(self.config.passthrough, hidepid=self.config.hidepid,
+                                fsops=RemoteProc(self.helper)),)
         return out
+
+    def drop_privileges(self) -> None:
+        name, uid, gid = self.user
+        privsep.drop_privileges(uid, gid)
+        log.info("serving as %s (uid %d)%s", name, uid, "" if uid else ", without dropping root")
 
     async def serve(self, files: dict[str, fs.FileNode]) -> None:
         self.ops = fs.IterFS(files, providers=self.providers())
@@ -322,28 +458,37 @@ class Daemon:
             async def mount(task_status=trio.TASK_STATUS_IGNORED):
                 await fs.serve(self.ops, self.config.mountpoint, allow_other=self.config.allow_other,
                                debug=self.config.debug and os.environ.get("ITERFS_FUSE_DEBUG") == "1",
+                               on_mounted=self.drop_privileges, unmount=self._unmount,
                                task_status=task_status)
                 nursery.cancel_scope.cancel()  # unmounted: stop listening for signals
 
             nursery.start_soon(self._signals)
             await nursery.start(mount)
             nursery.start_soon(self._watch_netns)
-            # the mount answers once a stat through it comes back
-            await trio.to_thread.run_sync(os.stat, os.path.join(self.config.mountpoint, "."))
+            # the mount answers once a stat through it comes back (asked by the helper:
+            # with --no-allow-other only root may look)
+            await trio.to_thread.run_sync(self.helper.call, "probe")
             log.info("ready: %d files on %s", len(files), self.config.mountpoint)
             notify("READY=1\nSTATUS=serving %d files" % len(files))
 
     async def _watch_netns(self) -> None:
         """Namespaces that appear or vanish in netns_dir show up or go without a restart."""
         def refresh():
+            names = self.helper.call("netns_names")[0]["names"]
             with self._lock:
-                return self.files() if self.netns.refresh() else None
+                if names == self.netns_names:
+                    return None
+                self.netns_names = names
+                return self.files()
 
         while True:
             await trio.sleep(self.config.netns_poll)
             files = await trio.to_thread.run_sync(refresh)
             if files is not None:
                 self.ops.replace(files)
+
+    def _unmount(self) -> None:
+        self.helper.call("umount")
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:

@@ -29,6 +29,7 @@ class Entry:
     target: bytes | Callable[[Any], bytes] = b""  # a callable answers per reader (ctx)
     timeout: float = 1.0
     eager: bool = False  # small output: open() reads it inline (no worker thread)
+    gone_if_empty: bool = False  # eager and empty: the object is gone (ENOENT, as /proc)
 
     @property
     def st_mode(self) -> int:

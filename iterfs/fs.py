@@ -597,7 +597,7 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         tree = self._tree
         node = tree.files.get(inode)
-        eager = False
+        eager = gone_if_empty = False
         if node is not None:
             path = tree.paths[inode]
             opener = node.open if node.open_for is None else functools.partial(node.open_for, ctx)
@@ -607,7 +607,7 @@ class IterFS(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children or dyn else errno.ENOENT)
             path, e = dyn[0], dyn[1]
             opener = functools.partial(e.open, ctx)
-            eager = e.eager
+            eager, gone_if_empty = e.eager, e.gone_if_empty
         try:
             fd = opener()
         except OSError as exc:
@@ -623,6 +623,10 @@ class IterFS(pyfuse3.Operations):
         h = self._handles[fh] = _Handle(fd, path)
         if eager:
             _prefill(h, self._pool)
+            if gone_if_empty and h.eof and not h.size:
+                self._handles.pop(fh)
+                self._close(h)
+                raise pyfuse3.FUSEError(errno.ENOENT)
         if self._nursery is not None and not h.eof and h.error is None:
             self._start_pump(h)  # every open is followed by a read: start now
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
@@ -769,6 +773,8 @@ async def serve(
     allow_other: bool = True,
     debug: bool = False,
     max_tasks: int | None = None,
+    on_mounted: Callable[[], None] | None = None,
+    unmount: Callable[[], None] | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Mount `ops` on `mountpoint`, serve until terminate() or unmount, then unmount.
@@ -776,7 +782,10 @@ async def serve(
     Mount options: fsname, ro, default_permissions, nosuid, nodev, noatime (+ allow_other,
     debug). `task_status.started()` comes once the mount exists; requests are answered
     as soon as pyfuse3.main() runs right after. Raises MountError when the mount fails.
-    pyfuse3 allows one session per process.
+    pyfuse3 allows one session per process. on_mounted() runs right after the mount,
+    before any request is answered (the daemon drops its privileges there); unmount(),
+    if given, unmounts at the end instead of pyfuse3 (which an unprivileged process
+    cannot do for a mount root made).
     """
     if _Session.active:
         raise MountError("pyfuse3 serves one mount per process; one is already active")
@@ -798,6 +807,8 @@ async def serve(
         raise MountError(f"cannot mount iterfs on {mountpoint}: {exc}") from exc
     _Session.active = True
     try:
+        if on_mounted is not None:
+            on_mounted()
         async with trio.open_nursery() as nursery:
             ops._nursery = nursery
             _Session.token = trio.lowlevel.current_trio_token()
@@ -816,7 +827,12 @@ async def serve(
         _Session.token = None
         ops._nursery = None
         try:
-            pyfuse3.close(unmount=True)
+            if unmount is not None:
+                try:
+                    unmount()
+                except Exception as exc:
+                    log.error("unmounting %s: %s", mountpoint, exc)
+            pyfuse3.close(unmount=unmount is None)
         finally:
             _Session.active = False
             ops.close_all()

@@ -75,18 +75,89 @@ _PER_READER = {
 }
 
 
+class LocalProc:
+    """The filesystem calls of a Passthrough, made here: attributes as this process (root),
+    links and opens with the reader's credentials. The privileged helper runs these for
+    an unprivileged server (RemoteProc)."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+
+    def _real(self, path: str) -> str:
+        parts = path.split("/") if path else []
+        if any(p in ("", ".", "..") for p in parts):
+            raise OSError(errno.EINVAL, f"bad passthrough path {path!r}")
+        return os.path.join(self.root, *parts)
+
+    def lstat(self, path: str) -> tuple[int, int, int]:
+        st = os.lstat(self._real(path))
+        return st.st_mode, st.st_uid, st.st_gid
+
+    def listdir(self, path: str) -> list[tuple[str, int, int, int]]:
+        real = self._real(path)
+        out = []
+        for n in sorted(os.listdir(real)):
+            try:
+                st = os.lstat(os.path.join(real, n))
+            except OSError:
+                continue
+            out.append((n, st.st_mode, st.st_uid, st.st_gid))
+        return out
+
+    def readlink(self, path: str, uid: int, gid: int) -> bytes:
+        real = self._real(path)
+        if uid == 0:
+            return os.fsencode(os.readlink(real))
+        return os.fsencode(_as_caller(uid, gid, lambda: os.readlink(real)))
+
+    def open(self, path: str, uid: int, gid: int) -> int:
+        real = self._real(path)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+        if uid == 0:
+            return os.open(real, flags)
+        return _as_caller(uid, gid, lambda: os.open(real, flags))
+
+
+class RemoteProc:
+    """LocalProc's calls, made by the privileged helper (iterfs.privsep)."""
+
+    def __init__(self, helper):
+        self.helper = helper
+
+    def lstat(self, path: str) -> tuple[int, int, int]:
+        return tuple(self.helper.call("proc_lstat", path=path)[0]["st"])
+
+    def listdir(self, path: str) -> list[tuple[str, int, int, int]]:
+        return [tuple(x) for x in self.helper.call("proc_listdir", path=path)[0]["entries"]]
+
+    def readlink(self, path: str, uid: int, gid: int) -> bytes:
+        return os.fsencode(self.helper.call("proc_readlink", path=path, uid=uid, gid=gid)[0]["target"])
+
+    def open(self, path: str, uid: int, gid: int) -> int:
+        return self.helper.call_fd("proc_open", path=path, uid=uid, gid=gid)
+
+
+def helper_handlers(local: LocalProc) -> dict:
+    """The helper's side of RemoteProc."""
+    return {
+        "proc_lstat": lambda req, fds: ({"st": local.lstat(req["path"])}, []),
+        "proc_listdir": lambda req, fds: ({"entries": local.listdir(req["path"])}, []),
+        "proc_readlink": lambda req, fds: (
+            {"target": os.fsdecode(local.readlink(req["path"], int(req["uid"]), int(req["gid"])))}, []),
+        "proc_open": lambda req, fds: ({}, [local.open(req["path"], int(req["uid"]), int(req["gid"]))]),
+    }
+
+
 class Passthrough:
     """Serve ROOT (normally /proc) for paths nobody else answers."""
 
-    def __init__(self, root: str = "/proc", *, hidepid: str = "off"):
+    def __init__(self, root: str = "/proc", *, hidepid: str = "off", fsops=None):
         self.root = os.path.abspath(root)
         self.hidepid = hidepid
         self.timeout = 0.0 if hidepid != "off" else 1.0
         if not os.path.isdir(self.root):
             raise NotADirectoryError(f"--passthrough {root}: not a directory")
-
-    def _real(self, path: str) -> str:
-        return os.path.join(self.root, path)
+        self.fs = fsops if fsops is not None else LocalProc(self.root)
 
     def _hidden(self, path: str, ctx) -> bool:
         """hidepid=invisible for the process directories /proc itself shows everyone."""
@@ -94,66 +165,59 @@ class Passthrough:
         if self.hidepid != "invisible" or not head.isdigit() or ctx is None or ctx.uid == 0:
             return False
         try:
-            return os.stat(self._real(head)).st_uid != ctx.uid
+            return self.fs.lstat(head)[1] != ctx.uid
         except OSError:
             return True
 
-    def _entry(self, real: str, st: os.stat_result) -> Entry:
-        if stat.S_ISDIR(st.st_mode):
-            mode = st.st_mode
-            if self.hidepid == "noaccess" and os.path.dirname(real) == self.root \
-                    and os.path.basename(real).isdigit():
+    def _entry(self, path: str, st: tuple[int, int, int]) -> Entry:
+        mode, uid, gid = st
+        if stat.S_ISDIR(mode):
+            if self.hidepid == "noaccess" and "/" not in path and path.isdigit():
                 mode &= ~0o077
-            return Entry("dir", mode, st.st_uid, st.st_gid, timeout=self.timeout)
-        if stat.S_ISLNK(st.st_mode):
+            return Entry("dir", mode, uid, gid, timeout=self.timeout)
+        fs = self.fs
+        if stat.S_ISLNK(mode):
             # read at readlink time, as the reader: procfs refuses some links (cwd, exe,
             # fd/N of another user's process) and the mount must refuse them alike
             def target(ctx):
-                if ctx is None or ctx.uid == 0:
-                    return os.fsencode(os.readlink(real))
-                return os.fsencode(_as_caller(ctx.uid, ctx.gid, lambda: os.readlink(real)))
+                return fs.readlink(path, *_creds(ctx))
 
-            return Entry("link", st.st_mode, st.st_uid, st.st_gid, target=target,
-                         timeout=self.timeout)
+            return Entry("link", mode, uid, gid, target=target, timeout=self.timeout)
 
         def open_(ctx):
-            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-            if ctx is None or ctx.uid == 0:
-                return os.open(real, flags)
-            return _as_caller(ctx.uid, ctx.gid, lambda: os.open(real, flags))
+            return fs.open(path, *_creds(ctx))
 
-        return Entry("file", st.st_mode, st.st_uid, st.st_gid, open=open_, timeout=self.timeout)
+        return Entry("file", mode, uid, gid, open=open_, timeout=self.timeout)
 
     def lookup(self, path: str, ctx) -> Entry | None:
         if path in _PER_READER:  # /proc/self names the reader, not the daemon
             return Entry("link", 0o777, 0, 0, target=_PER_READER[path], timeout=0)
         if self._hidden(path, ctx):
             return None
-        real = self._real(path)
         try:
-            return self._entry(real, os.lstat(real))
+            return self._entry(path, self.fs.lstat(path))
         except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR):
+            if e.errno in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR, errno.EINVAL):
                 return None
             raise
 
     def listdir(self, path: str, ctx):
         if path and self._hidden(path, ctx):
             return []
-        real = self._real(path)
         try:
-            names = os.listdir(real)
+            listed = self.fs.listdir(path)
         except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
             return []  # anything else (EACCES from procfs) is the reader's answer too
         out = []
-        for n in sorted(names):
+        for n, *st in listed:
             if not path and n in _PER_READER:
                 out.append((n, self.lookup(n, ctx)))
                 continue
             if not path and self._hidden(n, ctx):
                 continue
-            try:
-                out.append((n, self._entry(os.path.join(real, n), os.lstat(os.path.join(real, n)))))
-            except OSError:
-                continue
+            out.append((n, self._entry(f"{path}/{n}" if path else n, tuple(st))))
         return out
+
+
+def _creds(ctx) -> tuple[int, int]:
+    return (0, 0) if ctx is None else (ctx.uid, ctx.gid)

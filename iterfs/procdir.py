@@ -130,7 +130,7 @@ class ProcDirs:
                 return link.new_iter().detach()
 
         return Entry("file", ld.spec.mode, owner[0], owner[1], open=open_, timeout=self.timeout,
-                     eager=True)
+                     eager=True, gone_if_empty=ld.spec.nonempty)
 
     def _links(self, ld: Loaded, pid: int) -> dict[str, bytes]:
         """NAME -> target of a links=True spec ("fd": one "N TARGET" line per open fd);

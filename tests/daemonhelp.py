@@ -86,8 +86,18 @@ class Daemon:
                     out.add(syscall.link_info(fd.fd)[0].id)
         return out
 
+    def helper_pid(self) -> int | None:
+        """The privileged helper: the server's one child (iterfs.privsep)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+        except (OSError, AttributeError):
+            return None
+        return kids[0] if kids else None
+
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL; then clear whatever is left (mount, pins)."""
+        """SIGTERM, then SIGKILL; then clear whatever is left (helper, mount, pins)."""
+        helper = self.helper_pid() if self.proc is not None else None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -95,9 +105,28 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if helper is not None:
+            wait_gone(helper)
         cleanup(self.mountpoint, self.pin_root)
         with contextlib.suppress(Exception):
             self._logf.close()
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    """Wait for a process that is not our child to end; SIGKILL it at the deadline.
+    True if it ended by itself."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return False
 
 
 def cleanup(mountpoint: str, pin_root: str) -> None:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import procfs
-from daemonhelp import Daemon, pin_root_for, run_cli
+from daemonhelp import Daemon, pin_root_for, run_cli, wait_gone
 from iterfs import syscall
 from iterfs.daemon import mount_state
 
@@ -211,12 +211,41 @@ def test_sigterm_leaves_nothing(tmp_path):
         d.stop()
 
 
-def test_sigkill_then_restart_recovers(tmp_path):
+def test_sigkill_of_the_server_helper_unmounts_and_unpins(tmp_path):
+    """The helper holds no FUSE fd: the server's death aborts the connection, and the
+    helper clears the mount and the pins, then exits; a new start needs nothing cleared."""
     mp = str(tmp_path / "mnt")
     root = pin_root_for(tmp_path)
     d = Daemon(mp, root).start()
     d2 = Daemon(mp, root)
     try:
+        helper = d.helper_pid()
+        assert helper is not None
+        links = d.link_ids()
+        d.signal(signal.SIGKILL)
+        d.wait()
+        assert wait_gone(helper, 5)
+        assert mount_state(mp) == ("", "")
+        assert os.listdir(mp) == []
+        assert not os.path.exists(root)
+        assert not links & set(syscall.ids("link"))
+        d2.start()
+        assert "stale mount" not in d2.output()
+        parse_tasks(open(os.path.join(mp, "tasks"), "rb").read())
+    finally:
+        d.stop()
+        d2.stop()
+
+
+def test_sigkill_of_both_then_restart_recovers(tmp_path):
+    """Server and helper both killed (systemd's final SIGKILL): the mount is left stale;
+    readers get ENOTCONN, and the next start clears it."""
+    mp = str(tmp_path / "mnt")
+    root = pin_root_for(tmp_path)
+    d = Daemon(mp, root).start()
+    d2 = Daemon(mp, root)
+    try:
+        os.kill(d.helper_pid(), signal.SIGKILL)
         d.signal(signal.SIGKILL)
         d.wait()
         assert mount_state(mp)[1] == "stale"
