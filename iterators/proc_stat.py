@@ -89,7 +89,6 @@ wchan of running tasks) can of course differ between this file and any one /proc
 
 from __future__ import annotations
 
-import functools
 
 from iterfs import asm
 from iterfs.catalog import IterSpec
@@ -571,7 +570,7 @@ class _Stat:
         self.printf(FORMATS[4], 4)
 
 
-@functools.lru_cache(maxsize=8)
+
 def _build(btf, whole: bool, permitted: bool = True) -> ProgramSpec:
     return _Stat(btf, whole, permitted).build()
 

@@ -359,7 +359,12 @@ class BTF:
             raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from None
         if base is None and path.startswith("/sys/kernel/btf/") and path != VMLINUX_PATH:
             base = cls.vmlinux()
-        return cls.from_bytes(data, base=base, _source=path)
+        try:
+            return cls.from_bytes(data, base=base, _source=path)
+        except BTFError as e:  # name the file and what it should be, in one line
+            why = str(e).removesuffix(f": {path} is not BTF")
+            raise BTFError(f"{path} is not usable BTF ({why}): give a complete raw BTF file, "
+                           f"such as {VMLINUX_PATH}") from None
 
     @classmethod
     def from_bytes(cls, data: bytes, base: BTF | None = None, *, _source: str = "<bytes>") -> BTF:
@@ -372,6 +377,12 @@ class BTF:
             if cls._vmlinux is None:
                 cls._vmlinux = cls.load(VMLINUX_PATH)
             return cls._vmlinux
+
+    @classmethod
+    def forget_vmlinux(cls) -> None:
+        """Drop the process-wide copy (a process that builds nothing more frees ~30 MiB)."""
+        with cls._vmlinux_lock:
+            cls._vmlinux = None
 
     def __init__(self, data: bytes, base: BTF | None = None, source: str = "<bytes>",
                  *, _fast_names: bool = True):

@@ -435,10 +435,18 @@ class Daemon:
             raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory")
         # no thread runs yet, and the FUSE fd does not exist: the helper never holds it
         self.helper = privsep.fork_helper(self._helper_handlers(), self._helper_cleanup)
-        self.btf = None  # the server builds nothing any more; the helper keeps its copy
-        gc.collect()
+        self._forget_builds()
         self.netns_names = self.helper.call("netns_names")[0]["names"]
         return self.files()
+
+    def _forget_builds(self) -> None:
+        """The server builds nothing any more (the helper keeps its copy): give the BTF
+        index and the build garbage back to the system."""
+        self.btf = None
+        BTF.forget_vmlinux()
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
 
     def providers(self) -> tuple:
         out = (self.procdirs,)
