@@ -827,12 +827,14 @@ async def serve(
         _Session.token = None
         ops._nursery = None
         try:
+            # the FUSE fd closes first: anything blocked on the mount (the unmounter too)
+            # gets ENOTCONN instead of waiting for a main() that is gone
+            pyfuse3.close(unmount=unmount is None)
             if unmount is not None:
                 try:
                     unmount()
                 except Exception as exc:
                     log.error("unmounting %s: %s", mountpoint, exc)
-            pyfuse3.close(unmount=unmount is None)
         finally:
             _Session.active = False
             ops.close_all()
