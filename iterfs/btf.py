@@ -353,10 +353,12 @@ class BTF:
                 raise BTFError(
                     f"{path} does not exist: the running kernel needs CONFIG_DEBUG_INFO_BTF=y "
                     "(or pass the path of a BTF file)") from None
-            raise BTFError(f"no BTF file at {path} (for kernel BTF the kernel needs "
+            raise BTFError(f"no BTF file at {path} (give the path of a raw BTF file; the "
+                           f"running kernel's is {VMLINUX_PATH}, there with "
                            "CONFIG_DEBUG_INFO_BTF=y)") from None
         except OSError as e:
-            raise BTFError(f"cannot read BTF from {path}: {e.strerror or e}") from None
+            raise BTFError(f"cannot read BTF from {path}: {e.strerror or e} (give a raw BTF "
+                           f"file, such as {VMLINUX_PATH})") from None
         if base is None and path.startswith("/sys/kernel/btf/") and path != VMLINUX_PATH:
             base = cls.vmlinux()
         try:

@@ -3,10 +3,12 @@
 A built program is a pure function of the kernel's BTF, the iterfs sources and the catalog
 module that declares it; the cache key hashes all three, so any change builds afresh.
 Entries are small JSON files of ProgramSpec fields under /var/cache/iterfs (or
-$ITERFS_CACHE); a broken or unwritable cache is ignored, never fatal."""
+$ITERFS_CACHE); a broken or unwritable cache is never fatal: a damaged entry is rebuilt,
+a directory that cannot be used is reported once (one warning line) and skipped."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -14,6 +16,7 @@ import logging
 import json
 import os
 import tempfile
+import threading
 
 from .btf import BTF
 from .dsl.program import ProgramSpec
@@ -46,6 +49,19 @@ def _file_digest(path: str) -> str:
 class BuildCache:
     def __init__(self, directory: str = DEFAULT_DIR):
         self.directory = directory
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def _unusable(self, e: OSError) -> None:
+        """The directory itself cannot be used (not a directory, not writable): say so
+        once, in one line that says what to do; every build still works, uncached."""
+        with self._lock:
+            if self._warned:
+                return
+            self._warned = True
+        log.warning("build cache %s is unusable (%s): programs are built afresh at every "
+                    "start (point ITERFS_CACHE at a writable directory, or set it empty to "
+                    "turn the cache off)", self.directory, e.strerror or e)
 
     def _key(self, build, name: str, btf: BTF) -> str | None:
         try:
@@ -73,6 +89,8 @@ class BuildCache:
                                    bool(fields["sleepable"]))
             except FileNotFoundError:
                 pass
+            except (NotADirectoryError, PermissionError) as e:  # the directory, not the entry
+                self._unusable(e)
             except Exception as e:  # a damaged entry: rebuild and overwrite it
                 log.debug("cache entry %s unreadable: %s", path, e)
         spec = build(btf)
@@ -86,8 +104,13 @@ class BuildCache:
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory)
-            with os.fdopen(fd, "w") as f:
-                json.dump(fields, f)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(fields, f)
+                os.replace(tmp, path)
+            except BaseException:  # a full disk: no half-written file left behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         except OSError as e:
-            log.debug("cannot cache a built program in %s: %s", self.directory, e)
+            self._unusable(e)

@@ -6,6 +6,7 @@ program as bytecode + rodata; loading it makes kernel objects (see Loaded)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import importlib.util
 import logging
@@ -79,7 +80,8 @@ class Entry:
 def _specs_of(mod, name: str) -> list[IterSpec]:
     files = getattr(mod, "FILES", None)
     if files is None:
-        raise ValueError("declares no FILES list")
+        raise ValueError("declares no FILES list (a catalog module defines "
+                         "FILES = [IterSpec(...), ...])")
     files = list(files() if callable(files) else files)
     for s in files:
         if not isinstance(s, IterSpec):
@@ -113,7 +115,9 @@ def _modules(extra_dirs: Iterable[str], builtin: bool):
                 yield f"iterators.{info.name}", lambda n=f"iterators.{info.name}": _fresh(n)
     for d in extra_dirs:
         if not os.path.isdir(d):
-            raise NotADirectoryError(f"catalog directory {d} does not exist")
+            what = "is not a directory" if os.path.exists(d) else "does not exist"
+            raise NotADirectoryError(f"catalog directory {d} {what} (--catalog wants a "
+                                     f"directory of *.py catalog modules)")
         for fn in sorted(os.listdir(d)):
             if fn.endswith(".py") and not fn.startswith("_"):
                 p = os.path.join(d, fn)
@@ -128,12 +132,16 @@ def discover(extra_dirs: Iterable[str] = (), *, builtin: bool = True) -> list[En
     for name, imp in _modules(extra_dirs, builtin):
         try:
             specs = _specs_of(imp(), name)
-        except Exception as e:  # a broken module is reported, never fatal
-            entries.append(Entry(None, name, error=f"{type(e).__name__}: {e}"))
+        except (Exception, SystemExit) as e:  # a broken module is reported, never fatal
+            # (not even sys.exit() at import: it would end iterfs silently, maybe with 0)
+            why = (f"exits at import (sys.exit({e.code!r}))" if isinstance(e, SystemExit)
+                   else f"{type(e).__name__}: {e}")
+            entries.append(Entry(None, name, error=why))
             continue
         for s in specs:
             if s.key in seen:
-                entries.append(Entry(s, name, error=f"path '{s.key}' already declared by {seen[s.key]}"))
+                entries.append(Entry(s, name, error=f"path '{s.key}' already declared by "
+                                                    f"{seen[s.key]} (rename one of them)"))
                 continue
             seen[s.key] = name
             entries.append(Entry(s, name))
@@ -145,7 +153,11 @@ def check(entries: list[Entry], btf: BTF) -> list[Entry]:
     targets = set(btf.iter_targets())
     for e in entries:
         if e.spec is not None and not e.error and target_name(e.spec.target) not in targets:
-            e.unsupported = f"no iterator target '{target_name(e.spec.target)}' in this kernel's BTF"
+            name = target_name(e.spec.target)
+            close = difflib.get_close_matches(name, targets, 1)
+            e.unsupported = (f"no iterator target '{name}' in this kernel's BTF "
+                             + (f"(did you mean '{close[0]}'?)" if close else
+                                "(a newer kernel may have it; iterfs doctor lists the targets here)"))
     return entries
 
 

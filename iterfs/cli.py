@@ -94,13 +94,16 @@ def _find(args, btf):
         key, params = f"<pid>/task/<tid>/{m[3]}", {"tid": int(m[2])}
     elif m := re.fullmatch(r"(\d+)/(.+)", path):
         key, params = f"<pid>/{m[2]}", {"pid": int(m[1])}
-    for e in _entries(args, btf):
-        if e.spec is not None and e.spec.key == key:
-            if e.error:
-                raise UsageError(f"{path}: module {e.module} is broken: {e.error}")
-            if e.unsupported:
-                raise UsageError(f"{path} is not supported here: {e.unsupported}")
-            return e.spec, params
+    found = [e for e in _entries(args, btf) if e.spec is not None and e.spec.key == key]
+    if len(found) > 1:  # mount serves the first and skips the others: say so, never guess
+        raise UsageError(f"'{key}' is declared by both {found[0].module} and {found[1].module}: "
+                         f"mount serves the first and skips the other (rename one of them)")
+    for e in found:
+        if e.error:
+            raise UsageError(f"{path}: module {e.module} is broken: {e.error}")
+        if e.unsupported:
+            raise UsageError(f"{path} is not supported here: {e.unsupported}")
+        return e.spec, params
     raise UsageError(f"no catalog file '{path}' (see: iterfs ls)")
 
 

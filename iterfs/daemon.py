@@ -127,12 +127,18 @@ def prepare_mountpoint(mountpoint: str) -> None:
                               f"(try: umount -l {mountpoint})")
         what, state = mount_state(mountpoint)
     if state == "live":
-        who = "a live iterfs" if what == "iterfs" else f"a {what} filesystem"
-        raise DaemonError(f"{mountpoint} is busy: {who} is mounted there "
-                          f"(stop it first: iterfs umount {mountpoint})")
-    os.makedirs(mountpoint, exist_ok=True)
-    if not os.path.isdir(mountpoint):
-        raise DaemonError(f"{mountpoint} is not a directory")
+        if what == "iterfs":
+            raise DaemonError(f"{mountpoint} is busy: a live iterfs is mounted there "
+                              f"(stop it first: iterfs umount {mountpoint})")
+        raise DaemonError(f"{mountpoint} is busy: a {what} filesystem is mounted there "
+                          f"(unmount it, or choose another mountpoint)")
+    if os.path.lexists(mountpoint) and not os.path.isdir(mountpoint):
+        raise DaemonError(f"{mountpoint} is not a directory (choose an empty directory)")
+    try:
+        os.makedirs(mountpoint, exist_ok=True)
+    except OSError as e:
+        raise DaemonError(f"cannot create the mountpoint {mountpoint}: {e.strerror} (choose an "
+                          f"existing empty directory, or one iterfs can create)") from None
     if os.listdir(mountpoint):
         raise DaemonError(f"{mountpoint} is not empty: iterfs would hide its files "
                           f"(choose an empty directory)")
@@ -183,6 +189,8 @@ class Daemon:
         self._retired: list[catalog.Loaded] = []  # replaced by the last reload; closed at the next
         self._lock = threading.Lock()  # reload and the netns watch run in worker threads
         self.cache = BuildCache(config.cache_dir) if config.cache_dir else None
+        self.problems: list[str] = []  # why catalog files were skipped at the last load
+        self._pin_root_checked = False  # clear_pins() may empty pin_root (see start())
 
     # --- catalog ---
     def load_btf(self) -> BTF:
@@ -219,31 +227,46 @@ class Daemon:
         their link and pin: the new program is swapped in with BPF_LINK_UPDATE."""
         self.entries = catalog.check(catalog.discover(self.config.catalog_dirs,
                                                       builtin=self.config.builtin), self.btf)
+        keys = {e.spec.key for e in self.entries if e.spec is not None}
+        for path in sorted(set(self.config.modes) - keys):
+            msg = (f"--mode {path}={self.config.modes[path]:04o}: no catalog file '{path}' "
+                   f"(see: iterfs ls)")
+            if not self.loaded:  # at start: refuse; a reload keeps serving
+                raise DaemonError(msg)
+            log.warning(msg)
         new: dict[str, catalog.Loaded] = {}
         todo = []
+        problems: list[tuple[int, str]] = []  # (log level, message), in catalog order
         for e in self.entries:
             if e.spec is not None and e.spec.key in self.config.modes:
                 e.spec = dataclasses.replace(e.spec, mode=self.config.modes[e.spec.key])
             if e.error:
-                log.error("catalog module %s skipped: %s", e.module, e.error)
+                problems.append((logging.ERROR, f"catalog module {e.module} skipped: {e.error}"))
             elif e.unsupported:
-                log.warning("%s unsupported: %s", e.spec.key, e.unsupported)
+                problems.append((logging.WARNING, f"{e.spec.key} unsupported: {e.unsupported}"))
             else:
                 todo.append(e)
 
         def load(e: catalog.Entry):
             try:
-                return self._load_one(e.spec)
+                return self._load_one(e.spec), ""
             except Exception as exc:  # one bad file never stops the others
                 e.error = f"{type(exc).__name__}: {exc}" if self.config.debug else str(exc)
-                log.error("%s (from %s) skipped: %s", e.spec.key, e.module, exc)
-                return None
+                return None, f"{e.spec.key} (from {e.module}) skipped: {exc}"
 
         # the verifier runs without the GIL: loads on all cores overlap the Python builds
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            for e, ld in zip(todo, pool.map(load, todo)):
+            for e, (ld, why) in zip(todo, pool.map(load, todo)):
                 if ld is not None:
                     new[e.spec.key] = ld
+                else:
+                    problems.append((logging.ERROR, why))
+        # one line per problem while something is served (or a reload keeps the old set);
+        # when nothing loads at start, start() says it all in its one-line error
+        self.problems = [msg for _, msg in problems]
+        if new or self.loaded:
+            for level, msg in problems:
+                log.log(level, msg)
         for path, old in self.loaded.items():
             if path not in new:
                 programs.unpin(self._pin_path(path), prune_to=self.config.pin_root)
@@ -293,8 +316,8 @@ class Daemon:
     def clear_pins(self) -> None:
         """Remove the pin tree (stale pins of an earlier run, or ours at exit)."""
         root = self.config.pin_root
-        if not os.path.isdir(root):
-            return
+        if not self._pin_root_checked or not os.path.isdir(root):
+            return  # never empty a directory start() did not check is iterfs's own bpffs tree
         for dirpath, dirnames, filenames in os.walk(root, topdown=False):
             for f in filenames:
                 with contextlib.suppress(FileNotFoundError):
@@ -426,13 +449,21 @@ class Daemon:
         self.load_btf()
         prepare_mountpoint(self.config.mountpoint)
         programs.ensure_bpffs()
+        programs.check_pin_root(self.config.pin_root)  # on bpffs, and not its root
+        self._pin_root_checked = True
         self.clear_pins()
         self.load_catalog()
         if not self.loaded:
-            raise DaemonError("no catalog file could be loaded (see the errors above)")
+            why = "; ".join(self.problems) or "the catalog is empty"
+            todo = ("fix or remove the modules named" if self.problems else
+                    "give --catalog DIR with catalog modules")
+            if not self.config.builtin:
+                todo += ", or drop --no-builtin"
+            raise DaemonError(f"no catalog file could be loaded: {why} ({todo})")
         self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid)
         if self.config.passthrough and not os.path.isdir(self.config.passthrough):
-            raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory")
+            raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory "
+                                     f"(give the mount point of a procfs, e.g. /proc)")
         # no thread runs yet, and the FUSE fd does not exist: the helper never holds it
         self.helper = privsep.fork_helper(self._helper_handlers(), self._helper_cleanup)
         self._forget_builds()

@@ -7,6 +7,7 @@ import ctypes
 import dataclasses
 import errno
 import os
+import re
 import struct
 
 from . import asm, syscall
@@ -17,7 +18,8 @@ __all__ = [
     "Program", "Link", "BpfIterator", "VerifierError", "UnknownTarget",
     "load_iterator_program", "rodata_map", "array_map", "link_iterator", "iter_info",
     "create_iterator", "close_iterator", "with_iterator", "read_all",
-    "ensure_bpffs", "pin", "unpin", "target_name", "BPFFS",
+    "ensure_bpffs", "check_pin_root", "on_bpffs", "BpffsError", "pin", "unpin",
+    "target_name", "BPFFS",
 ]
 
 BPF_PROG_TYPE_TRACING = 26
@@ -53,18 +55,31 @@ class UnknownTarget(LookupError):
                          f"(no BTF FUNC bpf_iter_{target}; needs a newer kernel or that subsystem)")
 
 
+# the verifier's closing statistics: they say nothing about why a program was refused
+_LOG_STATS = re.compile(r"^(processed \d+ insns|verification time |stack depth |"
+                        r"max_states_per_insn )")
+
+
 class VerifierError(BPFError):
-    """The verifier rejected a program. `log` holds the whole verifier log."""
+    """The verifier rejected a program. `log` holds the whole verifier log; the message
+    (one line) is its last lines, which say why, without the closing statistics."""
 
     def __init__(self, cmd, err: int, log: str, name: str, truncated: bool = False):
         self.log = log
-        lines = [ln for ln in log.rstrip("\n").splitlines() if ln.strip()]
+        lines = [" ".join(ln.split()) for ln in log.rstrip("\n").splitlines() if ln.strip()]
+        while lines and _LOG_STATS.match(lines[-1]):
+            lines.pop()
         tail = lines[-_LOG_TAIL:]
         omitted = len(lines) - len(tail)
-        hint = (f"verifier rejected {name}: " + " | ".join(tail)
-                + (f" ({omitted} earlier log lines omitted; full log on .log)" if omitted else "")
-                + (" (log truncated)" if truncated else ""))
-        super().__init__(cmd, err, hint)
+        why = " | ".join(tail) if tail else f"no verifier log ({os.strerror(err)})"
+        super().__init__(cmd, err, why)
+        # not "bpf(PROG_LOAD): Permission denied": EACCES here is the verifier's verdict on
+        # the program, not a missing privilege
+        self.strerror = (f"the verifier rejected {name}: {why}"
+                         + (f" ({omitted} earlier log lines omitted)" if omitted else "")
+                         + (" (log truncated)" if truncated else "")
+                         + " — fix the program (iterfs disasm PATH lists it in the "
+                           "verifier's notation)")
 
 
 class _OwnsFd:
@@ -339,9 +354,59 @@ def read_all(fd: int, chunk: int = 1 << 20) -> bytes:
 
 # --- bpffs ---
 
+class BpffsError(OSError):
+    """bpffs is missing or a pin path is not on it: one line that says what to do."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def _mount_of(path: str) -> tuple[str, str]:
+    """(mount point, fstype) of the mount that holds path, or would hold it once created
+    (the nearest existing ancestor decides), as this process's /proc/self/mountinfo says."""
+    p = os.path.realpath(path)
+    while not os.path.exists(p) and p != "/":
+        p = os.path.dirname(p)
+    best = ("", "")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mp = _unescape(fields[4])
+            fstype = fields[fields.index("-") + 1]
+            inside = p == mp or p.startswith(mp.rstrip("/") + "/")
+            if inside and len(mp) >= len(best[0]):  # later lines stack on earlier ones
+                best = (mp, fstype)
+    return best
+
+
 def _bpffs_mounted(root: str) -> bool:
-    with open("/proc/self/mounts") as f:
-        return any(ln.split()[1:3] == [root, "bpf"] for ln in f)
+    return _mount_of(root) == (os.path.realpath(root), "bpf")
+
+
+def on_bpffs(path: str) -> bool:
+    """Whether path is (or, created, would be) on a bpf filesystem."""
+    return _mount_of(path)[1] == "bpf"
+
+
+def check_pin_root(root: str) -> None:
+    """Refuse a pin root whose tree iterfs could not own: one outside bpffs (pins cannot
+    live there, and clearing stale pins would delete the files of whatever directory it
+    is) or the root of a bpffs (other tools' pins live there)."""
+    mp, fstype = _mount_of(root)
+    if fstype != "bpf":
+        raise BpffsError(errno.EXDEV, f"pin root {root} is not on a bpf filesystem (it is on "
+                                      f"{fstype or 'nothing'} at {mp or '?'}): pins live in bpffs; "
+                                      f"give a directory of its own under {BPFFS}, e.g. "
+                                      f"{BPFFS}/iterfs")
+    if os.path.realpath(root) == mp:
+        raise BpffsError(errno.EBUSY, f"pin root {root} is the root of a bpf filesystem, where "
+                                      f"other tools pin their objects: give iterfs a directory of "
+                                      f"its own, e.g. {mp.rstrip('/')}/iterfs")
 
 
 def ensure_bpffs(root: str = BPFFS) -> None:
@@ -352,8 +417,9 @@ def ensure_bpffs(root: str = BPFFS) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"bpf", os.fsencode(root), b"bpf", 0, None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"cannot mount bpffs at {root}: {os.strerror(err)} "
-                           f"(run as root, or mount it: mount -t bpf bpf {root})")
+        raise BpffsError(err, f"no bpffs at {root}, and mounting one failed: {os.strerror(err)} "
+                              f"(mounting needs CAP_SYS_ADMIN: run as root, or mount it first: "
+                              f"mount -t bpf bpf {root})")
 
 
 def pin(fd, path: str) -> None:
@@ -361,7 +427,13 @@ def pin(fd, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    syscall.obj_pin(_fdnum(fd), path)
+    try:
+        syscall.obj_pin(_fdnum(fd), path)
+    except BPFError as e:
+        if e.errno == errno.EPERM and not on_bpffs(path):  # the kernel's answer off bpffs
+            raise BpffsError(errno.EPERM, f"cannot pin {path}: not on a bpf filesystem (pins "
+                                          f"live in bpffs, e.g. under {BPFFS})") from None
+        raise
 
 
 def unpin(path: str, *, prune_to: str | None = None) -> None:

@@ -390,8 +390,19 @@ def map_info(fd: int) -> MapInfo:
     return obj_get_info_by_fd(fd, MapInfo())
 
 
+BPF_LINK_TYPE_ITER = 4
+
+
 def link_info(fd: int) -> tuple[LinkInfo, str]:
-    """The link's info and, for iterator links, its target name ("" otherwise)."""
+    """The link's info and, for iterator links, its target name ("" otherwise).
+
+    The type-specific part of bpf_link_info is a union: the words that hold an iterator
+    link's target_name buffer are, for a kprobe_multi or uprobe_multi link, an address
+    array the kernel fills with `count` u64s. So the first call passes no buffer at all,
+    and only an iterator link is asked again with one."""
+    info = obj_get_info_by_fd(fd, LinkInfo())
+    if info.type != BPF_LINK_TYPE_ITER:
+        return info, ""
     name = ctypes.create_string_buffer(64)
     info = LinkInfo(target_name=ctypes.addressof(name), target_name_len=len(name))
     obj_get_info_by_fd(fd, info)
