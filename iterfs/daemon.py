@@ -103,8 +103,10 @@ _MNT_DETACH = 2
 
 
 def detach_mount(mountpoint: str) -> None:
-    """umount2(MNT_DETACH) of an iterfs mount on mountpoint, if there is one."""
-    mp = os.path.realpath(mountpoint)
+    """umount2(MNT_DETACH) of an iterfs mount on mountpoint, if there is one. Never
+    touches the mount itself (realpath of it would stat its root: a FUSE request)."""
+    mp = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(mountpoint))),
+                      os.path.basename(os.path.abspath(mountpoint)))
     while mounted(mp) == "iterfs":
         if ctypes.CDLL(None, use_errno=True).umount2(mp.encode(), _MNT_DETACH) != 0:
             err = ctypes.get_errno()
