@@ -132,7 +132,7 @@ class _Handle:
 
     __slots__ = (
         "fd", "path", "views", "size", "eof", "error", "logged", "hw",
-        "filling", "closing", "wake", "wait_end", "lock",
+        "filling", "closing", "wake", "wait_end", "lock", "static",
     )  # fmt: skip
 
     def __init__(self, fd: int, path: str) -> None:
@@ -149,6 +149,7 @@ class _Handle:
         self.wake: trio.Event | None = None
         self.wait_end = 0
         self.lock = trio.Lock()
+        self.static = False  # a catalog file (not a per-process one): its size is learnt
 
     def slice(self, off: int, end: int):
         i = off >> CHUNK_SHIFT
@@ -306,6 +307,9 @@ class IterFS(pyfuse3.Operations):
         self.limiter = trio.CapacityLimiter(max_threads)
         self._pool: list[memoryview] = []
         self._pool_max = pool_bytes >> CHUNK_SHIFT
+        # catalog paths whose last complete output fit EAGER_MAX: their next open reads
+        # inline (a worker thread's round trip costs more than a few KiB of iterator)
+        self._small: set[str] = set()
         self._nursery: trio.Nursery | None = None  # lent by serve() for the pumps
         self._inode_of: dict[tuple[str, bool], int] = {("", True): pyfuse3.ROOT_INODE}
         self._next_inode = pyfuse3.ROOT_INODE + 1
@@ -420,6 +424,11 @@ class IterFS(pyfuse3.Operations):
 
     def _close(self, h: _Handle) -> None:
         """Close the fd and recycle the chunks; only when no fill holds the handle."""
+        if h.static and h.eof and h.error is None:
+            if h.size <= EAGER_MAX:
+                self._small.add(h.path)
+            else:
+                self._small.discard(h.path)
         fd, h.fd = h.fd, -1
         views, h.views = h.views, []
         room = self._pool_max - len(self._pool)
@@ -600,6 +609,7 @@ class IterFS(pyfuse3.Operations):
         eager = gone_if_empty = False
         if node is not None:
             path = tree.paths[inode]
+            eager = path in self._small
             opener = node.open if node.open_for is None else functools.partial(node.open_for, ctx)
         else:
             dyn = self._dyn.get(inode)
@@ -621,6 +631,7 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EIO)
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
+        h.static = node is not None
         if eager:
             _prefill(h, self._pool)
             if gone_if_empty and h.eof and not h.size:
