@@ -337,6 +337,8 @@ class BTF:
     _vmlinux: BTF | None = None
     _vmlinux_lock = threading.Lock()
 
+    _targets: dict[str, int] | None = None  # iterator target -> FUNC id, if primed
+
     # ---------------------------------------------------------------- construction
     @classmethod
     def load(cls, path: str = VMLINUX_PATH, base: BTF | None = None) -> BTF:
@@ -371,6 +373,26 @@ class BTF:
     @classmethod
     def from_bytes(cls, data: bytes, base: BTF | None = None, *, _source: str = "<bytes>") -> BTF:
         return cls(bytes(data), base, _source)
+
+    @classmethod
+    def lazy(cls, path: str = VMLINUX_PATH) -> BTF:
+        """load(path), but indexed on first use (the header is checked now): a start whose
+        programs all come from the build cache needs only the digest and the iterator
+        targets, which prime_targets() can supply."""
+        full = cls.load  # same errors, same messages, for a missing or malformed file
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return full(path)
+        if path.startswith("/sys/kernel/btf/") and path != VMLINUX_PATH:
+            return full(path)  # split BTF: its base is indexed anyway
+        btf = _LazyBTF(data, path)
+        try:
+            btf._parse_header(data)
+        except BTFError:
+            return full(path)
+        return btf
 
     @classmethod
     def vmlinux(cls) -> BTF:
@@ -1014,9 +1036,22 @@ class BTF:
                 return i
         return None
 
+    def prime_targets(self, targets: dict[str, int]) -> None:
+        """What iter_targets()/iter_target_id() answer without indexing (from a cache keyed
+        by this BTF's digest)."""
+        self._targets = dict(targets)
+
+    def target_ids(self) -> dict[str, int]:
+        """Every iterator target and its FUNC id (what prime_targets() takes back)."""
+        if self._targets is not None:
+            return dict(self._targets)
+        return {t: self.iter_target_id(t) for t in self.iter_targets()}
+
     def iter_target_id(self, target: str) -> int:
         """BTF id of FUNC bpf_iter_<target> ("task_file" or "task-file")."""
         t = self._target(target)
+        if self._targets is not None and t in self._targets:
+            return self._targets[t]
         func = self._first_of_kind(f"bpf_iter_{t}", Kind.FUNC)
         if func is None or self._first_of_kind(f"bpf_iter__{t}", Kind.STRUCT) is None:
             missing = f"FUNC bpf_iter_{t}" if func is None else f"struct bpf_iter__{t}"
@@ -1032,6 +1067,8 @@ class BTF:
 
     def iter_targets(self) -> list[str]:
         """Every iterator target of this BTF (and its base), sorted."""
+        if self._targets is not None:
+            return sorted(self._targets)
         names = set(self._by_name)
         b = self.base
         while b is not None:
@@ -1060,3 +1097,35 @@ _DECODERS = {
     Kind.FLOAT: BTF._decode_float, Kind.DECL_TAG: BTF._decode_decl_tag,
     **{k: BTF._decode_ref for k in _REF_CLASSES},
 }
+
+
+class _LazyBTF(BTF):
+    """BTF.lazy(): the raw bytes and header now, the type and name index on first use of
+    anything else (a missing attribute builds it, once, whichever thread asks first)."""
+
+    def __init__(self, data: bytes, source: str):  # noqa: BTF.__init__ runs on first use
+        self.source = source
+        self.base = None
+        self._raw = data
+        self._digest = None
+        self.start_id, self.start_str_off = 1, 0  # what _parse_header() needs (no base)
+        self._lazy_lock = threading.RLock()
+        self._indexing = self._indexed = False
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._lazy_lock:
+            if self._indexed:  # built by another thread meanwhile (or truly missing)
+                return object.__getattribute__(self, name)
+            if self._indexing:  # BTF.__init__ in this thread, before it set the attribute
+                raise AttributeError(name)
+            self._indexing = True
+            try:
+                digest, targets = self._digest, self._targets
+                BTF.__init__(self, self._raw, None, self.source)
+                self._digest, self._targets = digest, targets
+                self._indexed = True
+            finally:
+                self._indexing = False
+        return getattr(self, name)

@@ -98,9 +98,33 @@ class BuildCache:
             self._store(path, spec)
         return spec
 
+    # the iterator targets of a BTF, so a start that builds nothing never indexes it
+    def _targets_path(self, btf: BTF) -> str:
+        return os.path.join(self.directory, f"targets-{btf.digest}.json")
+
+    def prime(self, btf: BTF) -> bool:
+        """Give btf its iterator targets from the cache; False if there are none yet."""
+        try:
+            with open(self._targets_path(btf)) as f:
+                btf.prime_targets({str(k): int(v) for k, v in json.load(f).items()})
+            return True
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, AttributeError) as e:
+            log.debug("cached targets unreadable: %s", e)
+            return False
+
+    def remember_targets(self, btf: BTF) -> None:
+        path = self._targets_path(btf)
+        if not os.path.exists(path):
+            self._write(path, btf.target_ids())
+
     def _store(self, path: str, spec: ProgramSpec) -> None:
-        fields = dict(target=spec.target, bytecode=spec.bytecode.hex(), rodata=spec.rodata.hex(),
-                      name=spec.name, sleepable=spec.sleepable)
+        self._write(path, dict(target=spec.target, bytecode=spec.bytecode.hex(),
+                               rodata=spec.rodata.hex(), name=spec.name,
+                               sleepable=spec.sleepable))
+
+    def _write(self, path: str, fields: dict) -> None:
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory)

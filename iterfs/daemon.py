@@ -24,7 +24,7 @@ from .cache import BuildCache
 from .netns import NETNS_DIR, Namespaces
 from .passthrough import LocalProc, Passthrough, RemoteProc, helper_handlers
 from .procdir import ProcDirs
-from .btf import BTF
+from .btf import BTF, VMLINUX_PATH
 from .syscall import Fd, missing_caps
 
 log = logging.getLogger("iterfs")
@@ -196,8 +196,11 @@ class Daemon:
 
     # --- catalog ---
     def load_btf(self) -> BTF:
-        path = self.config.btf_path
-        self.btf = BTF.load(path) if path else BTF.vmlinux()
+        """The BTF, indexed only if something is built: with the build cache warm, the
+        iterator targets come from the cache too."""
+        self.btf = BTF.lazy(self.config.btf_path or VMLINUX_PATH)
+        if self.cache is not None:
+            self.cache.prime(self.btf)
         return self.btf
 
     def _pin_path(self, path: str) -> str:
@@ -462,7 +465,10 @@ class Daemon:
             if not self.config.builtin:
                 todo += ", or drop --no-builtin"
             raise DaemonError(f"no catalog file could be loaded: {why} ({todo})")
-        self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid)
+        self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid,
+                                 cache=self.cache)
+        if self.cache is not None:
+            self.cache.remember_targets(self.btf)
         if self.config.passthrough and not os.path.isdir(self.config.passthrough):
             raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory "
                                      f"(give the mount point of a procfs, e.g. /proc)")

@@ -64,12 +64,13 @@ class _Listing:
 class ProcDirs:
     """The provider. `specs` are the loaded per-process catalog entries."""
 
-    def __init__(self, btf: BTF, specs: list[Loaded], *, hidepid: str = "off"):
+    def __init__(self, btf: BTF, specs: list[Loaded], *, hidepid: str = "off", cache=None):
         if hidepid not in HIDEPID:
             raise ValueError(f"hidepid must be one of {', '.join(HIDEPID)}, not {hidepid!r}")
         self.hidepid = hidepid
         self.timeout = 0.0 if hidepid != "off" else 1.0
-        self.listing_prog = build_listing(btf).load(btf=btf)
+        spec = cache.build(build_listing, "<listing>", btf) if cache else build_listing(btf)
+        self.listing_prog = spec.load(btf=btf)
         self.listing_link = programs.link_iterator(self.listing_prog)
         self.set_specs(specs)
         self._cache: _Listing | None = None

@@ -1081,3 +1081,38 @@ def test_vmlinux_matches_pahole(vmlinux):
             assert vmlinux.member(sname, mname).offset_bits == bits, (sname, mname)
             checked += 1
     assert checked > 500
+
+
+# ---------------------------------------------------------------- lazy (cold start)
+@pytest.mark.kernel
+@needs_vmlinux
+def test_lazy_btf_indexes_once_on_first_use_from_any_thread(vmlinux):
+    import concurrent.futures
+    lazy = BTF.lazy(VMLINUX)
+    assert lazy.digest == vmlinux.digest and "_by_name" not in lazy.__dict__
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: lazy.iter_target_id("task"), range(8)))
+    assert ids == [vmlinux.iter_target_id("task")] * 8
+    assert lazy.iter_targets() == vmlinux.iter_targets()
+    assert lazy.offsetof("task_struct", "pid") == vmlinux.offsetof("task_struct", "pid")
+
+
+@pytest.mark.kernel
+@needs_vmlinux
+def test_primed_targets_answer_without_indexing(vmlinux, tmp_path):
+    from iterfs.cache import BuildCache
+    cache = BuildCache(str(tmp_path))
+    assert not cache.prime(BTF.lazy(VMLINUX))
+    cache.remember_targets(vmlinux)
+    lazy = BTF.lazy(VMLINUX)
+    assert cache.prime(lazy)
+    assert lazy.iter_targets() == vmlinux.iter_targets()
+    assert lazy.iter_target_id("tcp") == vmlinux.iter_target_id("tcp")
+    assert "_by_name" not in lazy.__dict__  # never indexed
+
+
+def test_lazy_btf_checks_the_header_at_once(tmp_path):
+    bad = tmp_path / "bad.btf"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(BTFError, match="not usable BTF"):
+        BTF.lazy(str(bad))
