@@ -189,6 +189,10 @@ class Daemon:
         self.helper: privsep.Helper | None = None
         self.user: tuple[str, int, int] = ("root", 0, 0)
         self._retired: list[catalog.Loaded] = []  # replaced by the last reload; closed at the next
+        self._later: list[catalog.Entry] = []  # per-process files loaded after the mount
+        self._later_done = threading.Event()
+        self._later_pending = False  # in the server: fetch_later() has work to do
+        self._fetched_later = threading.Lock()
         self._lock = threading.Lock()  # reload and the netns watch run in worker threads
         self.cache = BuildCache(config.cache_dir) if config.cache_dir else None
         self.problems: list[str] = []  # why catalog files were skipped at the last load
@@ -227,9 +231,11 @@ class Daemon:
                             "netns_iter", [link.fd.fd], name=n), path)
         return out
 
-    def load_catalog(self) -> None:
+    def load_catalog(self, defer_per: bool = False) -> None:
         """(Re)load every catalog entry. Paths whose target and parameters are unchanged keep
-        their link and pin: the new program is swapped in with BPF_LINK_UPDATE."""
+        their link and pin: the new program is swapped in with BPF_LINK_UPDATE. defer_per
+        (at start): leave the per-process files, most of the verifier's time, to
+        load_later(), unless nothing else loads."""
         self.entries = catalog.check(catalog.discover(self.config.catalog_dirs,
                                                       builtin=self.config.builtin), self.btf)
         keys = {e.spec.key for e in self.entries if e.spec is not None}
@@ -259,13 +265,20 @@ class Daemon:
                 e.error = f"{type(exc).__name__}: {exc}" if self.config.debug else str(exc)
                 return None, f"{e.spec.key} (from {e.module}) skipped: {exc}"
 
+        self._later = [e for e in todo if e.spec.per] if defer_per else []
+        now = [e for e in todo if e not in self._later]
         # the verifier runs without the GIL: loads on all cores overlap the Python builds
-        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            for e, (ld, why) in zip(todo, pool.map(load, todo)):
-                if ld is not None:
-                    new[e.spec.key] = ld
-                else:
-                    problems.append((logging.ERROR, why))
+        for batch in (now, self._later):
+            with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+                for e, (ld, why) in zip(batch, pool.map(load, batch)):
+                    if ld is not None:
+                        new[e.spec.key] = ld
+                    else:
+                        problems.append((logging.ERROR, why))
+            if new:
+                break
+        else:
+            self._later = []
         # one line per problem while something is served (or a reload keeps the old set);
         # when nothing loads at start, start() says it all in its one-line error
         self.problems = [msg for _, msg in problems]
@@ -279,6 +292,20 @@ class Daemon:
         self.loaded = new
         if self.procdirs is not None:
             self.procdirs.set_specs(list(new.values()))
+
+    def load_later(self) -> None:
+        """The per-process programs load_catalog(defer_per=True) left (in the helper, in a
+        thread, while the server already serves)."""
+        try:
+            with self._lock:
+                for e in self._later:
+                    try:
+                        self.loaded[e.spec.key] = self._load_one(e.spec)
+                    except Exception as exc:
+                        log.error("%s (from %s) skipped: %s", e.spec.key, e.module, exc)
+                self._later = []
+        finally:
+            self._later_done.set()
 
     def _load_one(self, spec: catalog.IterSpec) -> catalog.Loaded:
         old = self.loaded.get(spec.key)
@@ -360,8 +387,34 @@ class Daemon:
         self.ops.replace(files)
         log.info("reloaded: %d files", len(files))
 
+    def fetch_later(self) -> None:
+        """The server's copy of the per-process programs the helper loads after the fork
+        (once; ProcDirs asks before it serves a process directory)."""
+        with self._fetched_later:
+            if not self._later_pending:
+                return
+            reply, fds = self.helper.call("later")
+            new = self._decode(reply["loaded"], fds)
+            with self._lock:
+                self.loaded.update(new)
+                self.procdirs.set_specs(list(self.loaded.values()))
+            self._later_pending = False
+
     def _adopt(self, loaded: list[dict], fds: list[int]) -> None:
-        """Loaded objects from the helper's reload answer (see _h_reload)."""
+        """Serve the helper's reload answer (see _h_reload)."""
+        new = self._decode(loaded, fds)
+        with self._lock:
+            for ld in self._retired:  # open() calls still using these have long finished
+                ld.close()
+            self._retired = list(self.loaded.values())
+            self.loaded = new
+            self._later_pending = False
+            if self.procdirs is not None:
+                self.procdirs.set_specs(list(new.values()))
+
+    @staticmethod
+    def _decode(loaded: list[dict], fds: list[int]) -> dict[str, catalog.Loaded]:
+        """Loaded objects from what _export() sent."""
         owned = [Fd(fd) for fd in fds]
         try:
             it = iter(owned)
@@ -377,13 +430,7 @@ class Daemon:
             for fd in owned:
                 fd.close()
             raise
-        with self._lock:
-            for ld in self._retired:  # open() calls still using these have long finished
-                ld.close()
-            self._retired = list(self.loaded.values())
-            self.loaded = new
-            if self.procdirs is not None:
-                self.procdirs.set_specs(list(new.values()))
+        return new
 
     # --- the privileged helper's side (runs in the forked helper) ---
     def _helper_handlers(self) -> dict:
@@ -391,6 +438,7 @@ class Daemon:
             "netns_names": self._h_netns_names,
             "netns_iter": self._h_netns_iter,
             "reload": self._h_reload,
+            "later": self._h_later,
             "umount": self._h_umount,
             "probe": self._h_probe,
         }
@@ -417,11 +465,22 @@ class Daemon:
         return {}, [thread.new_iter(fds[0])]
 
     def _h_reload(self, req, fds):
+        self._later_done.wait()
         with self._lock:
             self.load_catalog()
+        return self._export(self.loaded.values())
+
+    def _h_later(self, req, fds):
+        self._later_done.wait()
+        with self._lock:
+            return self._export([ld for ld in self.loaded.values() if ld.spec.per])
+
+    @staticmethod
+    def _export(loaded) -> tuple[dict, list[int]]:
+        """Specs and (duplicated) fds of Loaded objects, for the server's _decode()."""
         meta, out = [], []
         try:
-            for ld in self.loaded.values():
+            for ld in loaded:
                 s = ld.spec
                 pairs = [(ld.program, ld.link)] + ([ld.variant] if ld.variant else [])
                 meta.append({"spec": {"path": s.path, "target": s.target, "mode": s.mode,
@@ -436,6 +495,10 @@ class Daemon:
                 os.close(fd)
             raise
         return {"loaded": meta}, out
+
+    def _helper_start(self) -> None:
+        if self._later:
+            threading.Thread(target=self.load_later, name="load later", daemon=True).start()
 
     def _helper_cleanup(self) -> None:
         """The helper's last act: unmount (if the server did not) and unpin."""
@@ -457,7 +520,9 @@ class Daemon:
         programs.check_pin_root(self.config.pin_root)  # on bpffs, and not its root
         self._pin_root_checked = True
         self.clear_pins()
-        self.load_catalog()
+        self.load_catalog(defer_per=True)
+        if not self._later:
+            self._later_done.set()
         if not self.loaded:
             why = "; ".join(self.problems) or "the catalog is empty"
             todo = ("fix or remove the modules named" if self.problems else
@@ -466,14 +531,16 @@ class Daemon:
                 todo += ", or drop --no-builtin"
             raise DaemonError(f"no catalog file could be loaded: {why} ({todo})")
         self.procdirs = ProcDirs(self.btf, list(self.loaded.values()), hidepid=self.config.hidepid,
-                                 cache=self.cache)
+                                 cache=self.cache, ensure=self.fetch_later)
         if self.cache is not None:
             self.cache.remember_targets(self.btf)
         if self.config.passthrough and not os.path.isdir(self.config.passthrough):
             raise NotADirectoryError(f"--passthrough {self.config.passthrough}: not a directory "
                                      f"(give the mount point of a procfs, e.g. /proc)")
         # no thread runs yet, and the FUSE fd does not exist: the helper never holds it
-        self.helper = privsep.fork_helper(self._helper_handlers(), self._helper_cleanup)
+        self.helper = privsep.fork_helper(self._helper_handlers(), self._helper_cleanup,
+                                          self._helper_start)
+        self._later_pending = bool(self._later)
         self._forget_builds()
         self.netns_names = self.helper.call("netns_names")[0]["names"]
         return self.files()
@@ -517,6 +584,7 @@ class Daemon:
             await trio.to_thread.run_sync(self.helper.call, "probe")
             log.info("ready: %d files on %s", len(files), self.config.mountpoint)
             notify("READY=1\nSTATUS=serving %d files" % len(files))
+            nursery.start_soon(self._prefetch)
 
     async def _watch_netns(self) -> None:
         """Namespaces that appear or vanish in netns_dir show up or go without a restart."""
@@ -533,6 +601,12 @@ class Daemon:
             files = await trio.to_thread.run_sync(refresh)
             if files is not None:
                 self.ops.replace(files)
+
+    async def _prefetch(self) -> None:
+        try:
+            await trio.to_thread.run_sync(self.fetch_later)
+        except OSError as exc:
+            log.error("per-process files unavailable: %s", exc)
 
     def _unmount(self) -> None:
         self.helper.call("umount")

@@ -160,10 +160,12 @@ def _reap(pid: int, timeout: float) -> None:
 Handler = Callable[[dict, list], tuple]
 
 
-def fork_helper(handlers: dict[str, Handler], cleanup: Callable[[], None]) -> Helper:
+def fork_helper(handlers: dict[str, Handler], cleanup: Callable[[], None],
+                start: Callable[[], None] | None = None) -> Helper:
     """Fork the helper. handlers[op](request, fds) → (reply dict, fds to send, then
     close); an OSError becomes the caller's OSError. cleanup() runs when the server asks
-    it to exit or is gone. Call before any thread is started and before the mount."""
+    it to exit or is gone; start(), if given, runs in the helper first (it may start
+    threads). Call before any thread is started and before the mount."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid:
@@ -175,6 +177,8 @@ def fork_helper(handlers: dict[str, Handler], cleanup: Callable[[], None]) -> He
         _libc.prctl(_PR_SET_NAME, b"iterfs-helper", 0, 0, 0)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # the server decides when to stop
+        if start is not None:
+            start()
         _serve(theirs, handlers)
     except BaseException:
         log.exception("privileged helper failed")

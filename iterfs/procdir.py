@@ -34,13 +34,25 @@ _LINKS_FRESH = 0.5  # seconds an fd listing answers the readlinks that follow it
 
 
 def build_listing(btf: BTF):
-    """One line per task: tgid, tid, euid, egid (the owner /proc gives its directory)."""
+    """One line per task: tgid, tid, euid, egid (the owner /proc gives its directory), and
+    whether it has an mm and the mm's dumpable bits (ptrace_may_access refuses a
+    non-dumpable process to its own user)."""
     p = IterProgram("task", btf=btf, name="iterfs_pids")
     t = p.ctx_ptr("task")
     p.exit_if_null(t)
-    p.seq_printf("%d %d %u %u\n", Field(t, "tgid"), Field(t, "pid"),
-                 Field(t, "cred->euid.val"), Field(t, "cred->egid.val"))
+    p.seq_printf("%d %d %u %u %lu %lu\n", Field(t, "tgid"), Field(t, "pid"),
+                 Field(t, "cred->euid.val"), Field(t, "cred->egid.val"),
+                 Field(t, "mm"), Field(t, "mm->flags.__mm_flags[0]"))
     return p.build()
+
+
+_MMF_DUMPABLE_MASK, _SUID_DUMP_USER = 3, 1
+
+
+def may_ptrace(owner: tuple[int, int, bool], ctx) -> bool:
+    """ptrace_may_access(PTRACE_MODE_READ_FSCREDS), roughly: root, or the owner of a
+    dumpable process."""
+    return ctx is None or ctx.uid == 0 or (ctx.uid == owner[0] and owner[2])
 
 
 class _Listing:
@@ -48,15 +60,17 @@ class _Listing:
 
     def __init__(self, text: bytes):
         self.at = time.monotonic()
-        self.procs: dict[int, tuple[int, int]] = {}   # tgid -> (euid, egid) of the leader
+        # tgid -> (euid, egid, dumpable) of the leader
+        self.procs: dict[int, tuple[int, int, bool]] = {}
         self.threads: dict[int, list[int]] = {}       # tgid -> tids
-        owners: dict[int, tuple[int, int]] = {}
+        owners: dict[int, tuple[int, int, bool]] = {}
         for line in text.split(b"\n"):
             if not line:
                 continue
-            tgid, tid, uid, gid = (int(x) for x in line.split())
+            tgid, tid, uid, gid, mm, flags = (int(x) for x in line.split())
             self.threads.setdefault(tgid, []).append(tid)
-            owners[tid] = (uid, gid)
+            # no mm (a kernel thread, an exiting task): nothing for ptrace to refuse
+            owners[tid] = (uid, gid, not mm or flags & _MMF_DUMPABLE_MASK == _SUID_DUMP_USER)
         for tgid in self.threads:
             self.procs[tgid] = owners.get(tgid) or owners[self.threads[tgid][0]]
 
@@ -64,7 +78,8 @@ class _Listing:
 class ProcDirs:
     """The provider. `specs` are the loaded per-process catalog entries."""
 
-    def __init__(self, btf: BTF, specs: list[Loaded], *, hidepid: str = "off", cache=None):
+    def __init__(self, btf: BTF, specs: list[Loaded], *, hidepid: str = "off", cache=None,
+                 ensure=None):
         if hidepid not in HIDEPID:
             raise ValueError(f"hidepid must be one of {', '.join(HIDEPID)}, not {hidepid!r}")
         self.hidepid = hidepid
@@ -73,6 +88,7 @@ class ProcDirs:
         self.listing_prog = spec.load(btf=btf)
         self.listing_link = programs.link_iterator(self.listing_prog)
         self.set_specs(specs)
+        self._ensure = ensure or (lambda: None)  # makes sure the per-process specs are here
         self._cache: _Listing | None = None
         self._lock = threading.Lock()
         self._link_cache: dict[tuple[str, int], tuple[float, dict[str, bytes]]] = {}
@@ -111,7 +127,7 @@ class ProcDirs:
 
     # --- entries ---
     def _visible(self, owner: tuple[int, int], ctx) -> bool:
-        return self.hidepid != "invisible" or ctx is None or ctx.uid in (0, owner[0])
+        return self.hidepid != "invisible" or may_ptrace(owner, ctx)
 
     def _dir(self, owner, mode: int = 0o555) -> Entry:
         if self.hidepid == "noaccess":
@@ -123,7 +139,7 @@ class ProcDirs:
         private = ld.spec.mode == 0o400 or ld.spec.ptrace
 
         def open_(ctx):
-            permitted = ctx is None or ctx.uid in (0, owner[0])  # ptrace_may_access, roughly
+            permitted = may_ptrace(owner, ctx)
             if private and not permitted:
                 raise OSError(errno.EACCES, "not the owner")
             prog = ld.program if permitted or ld.variant is None else ld.variant[0]
@@ -154,6 +170,7 @@ class ProcDirs:
 
     def _children(self, pid: int, owner, tids, rest: list[str]) -> dict[str, Entry] | None:
         """The entries of directory <pid>/<rest...>, or None if it is not a directory."""
+        self._ensure()
         if not rest:
             out = {"task": self._dir(owner)}
             for name, ld in self.per_pid.items():
