@@ -1101,31 +1101,25 @@ _DECODERS = {
 
 class _LazyBTF(BTF):
     """BTF.lazy(): the raw bytes and header now, the type and name index on first use of
-    anything else (a missing attribute builds it, once, whichever thread asks first)."""
+    anything else (a missing attribute builds it, once, whichever thread asks first). The
+    index is built apart and then copied in, so no thread sees half of it."""
 
-    def __init__(self, data: bytes, source: str):  # noqa: BTF.__init__ runs on first use
+    def __init__(self, data: bytes, source: str):  # noqa: the index comes on first use
         self.source = source
         self.base = None
         self._raw = data
         self._digest = None
         self.start_id, self.start_str_off = 1, 0  # what _parse_header() needs (no base)
-        self._lazy_lock = threading.RLock()
-        self._indexing = self._indexed = False
+        self._lazy_lock = threading.Lock()
+        self._indexed = False
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
         with self._lazy_lock:
-            if self._indexed:  # built by another thread meanwhile (or truly missing)
-                return object.__getattribute__(self, name)
-            if self._indexing:  # BTF.__init__ in this thread, before it set the attribute
-                raise AttributeError(name)
-            self._indexing = True
-            try:
-                digest, targets = self._digest, self._targets
-                BTF.__init__(self, self._raw, None, self.source)
-                self._digest, self._targets = digest, targets
+            if not self._indexed:
+                full = BTF(self._raw, None, self.source)
+                self.__dict__.update({k: v for k, v in full.__dict__.items()
+                                      if k not in ("_digest", "_targets")})
                 self._indexed = True
-            finally:
-                self._indexing = False
-        return getattr(self, name)
+        return object.__getattribute__(self, name)
