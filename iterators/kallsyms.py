@@ -41,7 +41,7 @@ the program prints each one as s_show does:
 from __future__ import annotations
 
 from iterfs import asm
-from iterfs.catalog import IterSpec
+from iterfs.catalog import IterSpec, kallsyms_show_value
 from iterfs.dsl.program import Addr, Const, Field, IterProgram, ProgramSpec, Stack
 
 KSYM_NAME_LEN = 512
@@ -152,29 +152,12 @@ def build_zeroed(btf) -> ProgramSpec:
 
 # ------------------------------------------------------------------ who sees addresses
 
-def _read_int(path: str, default: int) -> int:
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return default
-
-
-def shows_values(cap_syslog: bool) -> bool:
-    """kernel/kallsyms.c kallsyms_show_value() for a reader: kptr_restrict 0 and
-    perf_event_paranoid <= 1 → everyone; kptr_restrict 0 or 1 → readers with CAP_SYSLOG (in
-    the initial user namespace); kptr_restrict >= 2 → nobody. The permission layer serves
-    `build`'s program when this is True and `build_zeroed`'s (IterSpec.unprivileged) when
-    it is False."""
-    kptr_restrict = _read_int("/proc/sys/kernel/kptr_restrict", 2)
-    paranoid = _read_int("/proc/sys/kernel/perf_event_paranoid", 2)
-    if kptr_restrict == 0 and paranoid <= 1:
-        return True
-    return kptr_restrict <= 1 and cap_syslog
+shows_values = kallsyms_show_value  # IterSpec(addresses="kallsyms") serves build to these
 
 
 FILES = [
     IterSpec("kallsyms", "ksym", build, mode=0o400, unprivileged=build_zeroed,
+             addresses="kallsyms",
              doc="/proc/kallsyms (kernel/kallsyms.c s_show); readers for whom "
                  "kallsyms_show_value() is false get every address as 0000000000000000"),
 ]

@@ -24,6 +24,28 @@ log = logging.getLogger(__name__)
 __all__ = ["IterSpec", "Entry", "Loaded", "discover", "check", "load", "read_once"]
 
 
+def _sysctl(name: str, default: int) -> int:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def kallsyms_show_value(cap_syslog: bool) -> bool:
+    """kernel/kallsyms.c kallsyms_show_value() for a reader: kptr_restrict 0 and
+    perf_event_paranoid <= 1 → everyone; kptr_restrict 0 or 1 → readers with CAP_SYSLOG (in
+    the initial user namespace); kptr_restrict >= 2 → nobody."""
+    kptr_restrict = _sysctl("kernel/kptr_restrict", 2)
+    if kptr_restrict == 0 and _sysctl("kernel/perf_event_paranoid", 2) <= 1:
+        return True
+    return kptr_restrict <= 1 and cap_syslog
+
+
+# IterSpec.addresses: given whether a reader has CAP_SYSLOG, does it see addresses?
+ADDRESS_POLICIES = {"cap_syslog": bool, "kallsyms": kallsyms_show_value}
+
+
 @dataclasses.dataclass(frozen=True)
 class IterSpec:
     """One virtual file: path under the mount, iterator target, mode, link parameters
@@ -48,6 +70,9 @@ class IterSpec:
     # are neither root nor its owner (/proc's ptrace_may_access: stat's hidden addresses);
     # for other files readers without CAP_SYSLOG (kallsyms_show_value, %pK)
     unprivileged: Callable[[BTF], ProgramSpec] | None = None
+    # who gets `build`'s program rather than `unprivileged`'s (files not per process):
+    # "cap_syslog" (readers with CAP_SYSLOG) or "kallsyms" (kallsyms_show_value())
+    addresses: str = "cap_syslog"
 
     @property
     def key(self) -> str:
@@ -60,6 +85,8 @@ class IterSpec:
             raise ValueError(f"bad catalog path '{self.path}' (relative, no '.', '..' or '//')")
         if self.per not in ("", "pid", "tid"):
             raise ValueError(f"{self.path}: per must be '', 'pid' or 'tid', not {self.per!r}")
+        if self.addresses not in ADDRESS_POLICIES:
+            raise ValueError(f"{self.path}: addresses must be one of {', '.join(ADDRESS_POLICIES)}")
         if self.mode & ~0o777 or not self.mode & 0o444:
             raise ValueError(f"{self.path}: mode {oct(self.mode)} must be permission bits with some read bit")
 

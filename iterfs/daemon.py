@@ -214,8 +214,10 @@ class Daemon:
         link = loaded.link
         node = fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
         if loaded.variant is not None:
+            shows = catalog.ADDRESS_POLICIES[loaded.spec.addresses]
             node = dataclasses.replace(
-                node, open_for=lambda ctx: loaded.new_iter(reader_sees_addresses(ctx)))
+                node, open_for=lambda ctx: loaded.new_iter(
+                    ctx is None or shows(reader_sees_addresses(ctx))))
         return node
 
     def files(self) -> dict[str, fs.FileNode]:
@@ -486,7 +488,7 @@ class Daemon:
                 meta.append({"spec": {"path": s.path, "target": s.target, "mode": s.mode,
                                       "params": dict(s.params), "netns": s.netns, "per": s.per,
                                       "links": s.links, "ptrace": s.ptrace,
-                                      "nonempty": s.nonempty},
+                                      "nonempty": s.nonempty, "addresses": s.addresses},
                              "progs": [(p.name, p.target) for p, _ in pairs]})
                 for p, link in pairs:
                     out += [os.dup(p.fd.fd), os.dup(link.fd.fd)]

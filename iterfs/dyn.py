@@ -30,6 +30,7 @@ class Entry:
     timeout: float = 1.0
     eager: bool = False  # small output: open() reads it inline (no worker thread)
     gone_if_empty: bool = False  # eager and empty: the object is gone (ENOENT, as /proc)
+    pass_errors: bool = False  # a failed read gives the reader its errno (else EIO)
 
     @property
     def st_mode(self) -> int:

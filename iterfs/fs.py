@@ -132,7 +132,7 @@ class _Handle:
 
     __slots__ = (
         "fd", "path", "views", "size", "eof", "error", "logged", "hw",
-        "filling", "closing", "wake", "wait_end", "lock", "static",
+        "filling", "closing", "wake", "wait_end", "lock", "static", "pass_errors",
     )  # fmt: skip
 
     def __init__(self, fd: int, path: str) -> None:
@@ -150,6 +150,7 @@ class _Handle:
         self.wait_end = 0
         self.lock = trio.Lock()
         self.static = False  # a catalog file (not a per-process one): its size is learnt
+        self.pass_errors = False  # a read error is the reader's answer (passthrough), not EIO
 
     def slice(self, off: int, end: int):
         i = off >> CHUNK_SHIFT
@@ -606,7 +607,7 @@ class IterFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         tree = self._tree
         node = tree.files.get(inode)
-        eager = gone_if_empty = False
+        eager = gone_if_empty = pass_errors = False
         if node is not None:
             path = tree.paths[inode]
             eager = path in self._small
@@ -617,7 +618,7 @@ class IterFS(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EISDIR if inode in tree.children or dyn else errno.ENOENT)
             path, e = dyn[0], dyn[1]
             opener = functools.partial(e.open, ctx)
-            eager, gone_if_empty = e.eager, e.gone_if_empty
+            eager, gone_if_empty, pass_errors = e.eager, e.gone_if_empty, e.pass_errors
         try:
             fd = opener()
         except OSError as exc:
@@ -632,6 +633,7 @@ class IterFS(pyfuse3.Operations):
         fh = self._new_fh()
         h = self._handles[fh] = _Handle(fd, path)
         h.static = node is not None
+        h.pass_errors = pass_errors
         if eager:
             _prefill(h, self._pool)
             if gone_if_empty and h.eof and not h.size:
@@ -702,7 +704,8 @@ class IterFS(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EBADF)
             if end > h.size:
                 if not h.eof:  # a short reply would read as EOF: never truncate silently
-                    raise pyfuse3.FUSEError(errno.EIO)
+                    err = h.error.errno if h.pass_errors and h.error is not None else None
+                    raise pyfuse3.FUSEError(err or errno.EIO)
                 end = h.size
                 if off >= end:
                     return b""
@@ -730,7 +733,8 @@ class IterFS(pyfuse3.Operations):
                 wake.set()
             if h.error is not None and not h.logged:
                 h.logged = True
-                log.error("reading %s failed after %d bytes: %s", h.path, h.size, h.error)
+                log.log(logging.DEBUG if h.pass_errors else logging.ERROR,
+                        "reading %s failed after %d bytes: %s", h.path, h.size, h.error)
             if h.closing:
                 self._close(h)
 

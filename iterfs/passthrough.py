@@ -162,7 +162,7 @@ class Passthrough:
     def _hidden(self, path: str, ctx) -> bool:
         """hidepid=invisible for the process directories /proc itself shows everyone."""
         head = path.split("/", 1)[0]
-        if self.hidepid != "invisible" or not head.isdigit() or ctx is None or ctx.uid == 0:
+        if self.hidepid != "invisible" or not _is_pid(head) or ctx is None or ctx.uid == 0:
             return False
         try:
             return self.fs.lstat(head)[1] != ctx.uid
@@ -172,7 +172,7 @@ class Passthrough:
     def _entry(self, path: str, st: tuple[int, int, int]) -> Entry:
         mode, uid, gid = st
         if stat.S_ISDIR(mode):
-            if self.hidepid == "noaccess" and "/" not in path and path.isdigit():
+            if self.hidepid == "noaccess" and "/" not in path and _is_pid(path):
                 mode &= ~0o077
             return Entry("dir", mode, uid, gid, timeout=self.timeout)
         fs = self.fs
@@ -187,7 +187,7 @@ class Passthrough:
         def open_(ctx):
             return fs.open(path, *_creds(ctx))
 
-        return Entry("file", mode, uid, gid, open=open_, timeout=self.timeout)
+        return Entry("file", mode, uid, gid, open=open_, timeout=self.timeout, pass_errors=True)
 
     def lookup(self, path: str, ctx) -> Entry | None:
         if path in _PER_READER:  # /proc/self names the reader, not the daemon
@@ -217,6 +217,10 @@ class Passthrough:
                 continue
             out.append((n, self._entry(f"{path}/{n}" if path else n, tuple(st))))
         return out
+
+
+def _is_pid(name: str) -> bool:
+    return name.isascii() and name.isdigit()
 
 
 def _creds(ctx) -> tuple[int, int]:

@@ -49,6 +49,18 @@ def build_listing(btf: BTF):
 _MMF_DUMPABLE_MASK, _SUID_DUMP_USER = 3, 1
 
 
+PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h, 64-bit
+
+
+def pid_of(name: str) -> int | None:
+    """The pid a directory name stands for, as procfs's name_to_int() reads it: ASCII
+    digits, no leading zero, within PID_MAX_LIMIT."""
+    if not (name.isascii() and name.isdigit()) or name.startswith("0") or len(name) > 7:
+        return None
+    pid = int(name)
+    return pid if pid <= PID_MAX_LIMIT else None
+
+
 def may_ptrace(owner: tuple[int, int, bool], ctx) -> bool:
     """ptrace_may_access(PTRACE_MODE_READ_FSCREDS), roughly: root, or the owner of a
     dumpable process."""
@@ -179,7 +191,7 @@ class ProcDirs:
             return out
         if rest == ["task"]:
             return {str(t): self._dir(owner) for t in tids}
-        if len(rest) == 2 and rest[0] == "task" and rest[1].isdigit() and int(rest[1]) in tids:
+        if len(rest) == 2 and rest[0] == "task" and pid_of(rest[1]) in tids:
             tid = int(rest[1])
             return {name: self._file(ld, owner, tid=tid) for name, ld in self.per_tid.items()}
         if len(rest) == 1 and rest[0] in self.per_pid and self.per_pid[rest[0]].spec.links:
@@ -189,7 +201,7 @@ class ProcDirs:
 
     def lookup(self, path: str, ctx) -> Entry | None:
         head, *rest = path.split("/")
-        if not head.isdigit() or head.startswith("0"):
+        if pid_of(head) is None:
             return None
         proc = self._process(int(head))
         if proc is None or not self._visible(proc[0], ctx):
@@ -206,7 +218,7 @@ class ProcDirs:
             return [(str(pid), self._dir(owner)) for pid, owner in sorted(listing.procs.items())
                     if self._visible(owner, ctx)]
         head, *rest = path.split("/")
-        if not head.isdigit():
+        if pid_of(head) is None:
             return []
         proc = self._process(int(head))
         if proc is None or not self._visible(proc[0], ctx):
