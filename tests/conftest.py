@@ -8,6 +8,7 @@ import functools
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -55,6 +56,24 @@ def vmlinux():
 
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def kill_forked(pid: int, fds=()) -> None:
+    """Close a forked worker's pipe ends, SIGKILL it and reap it (up to 10 s: a call stuck
+    in FUSE ends with the session)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.02)
 
 
 def kill(proc: subprocess.Popen) -> None:

@@ -59,7 +59,6 @@ import marshal
 import os
 import select
 import shutil
-import signal
 import stat
 import struct
 import subprocess
@@ -71,6 +70,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from conftest import kill_forked
 from daemonhelp import Daemon, pin_root_for
 from fusehelp import wait_for
 
@@ -243,19 +243,7 @@ class Worker:
         return marshal.loads(self._read(n, deadline, (op, args)))
 
     def close(self) -> None:
-        for fd in (self._req, self._resp):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10  # a call stuck in FUSE ends with the session
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
-                return
-            time.sleep(0.02)
+        kill_forked(self.pid, (self._req, self._resp))
 
 
 # -- the mount and what lives in it ----------------------------------------------------------

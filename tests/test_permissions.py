@@ -42,7 +42,6 @@ import marshal
 import os
 import select
 import shutil
-import signal
 import socket
 import stat
 import struct
@@ -53,6 +52,7 @@ import time
 
 import pytest
 
+from conftest import kill_forked
 from daemonhelp import Daemon, pin_root_for
 from fusehelp import wait_for
 
@@ -204,19 +204,7 @@ class User:
         return res[1] if res[0] == "ok" else errno.errorcode.get(res[1], str(res[1]))
 
     def close(self) -> None:
-        for fd in (self._req, self._resp):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10  # a call stuck in FUSE ends with the session
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
-                return
-            time.sleep(0.02)
+        kill_forked(self.pid, (self._req, self._resp))
 
 
 def _not_dumpable() -> None:
