@@ -232,7 +232,8 @@ def main() -> int:
             else:
                 with holders(SOCKET_HOLDER, args.sockets, 9000):
                     time.sleep(1)  # freshly accepted sockets hold an extra reference briefly
-                    same = read_bytes(tcp) == read_bytes("/proc/net/tcp")
+                    # sockets change state now and then: identical in one of three tries
+                    same = any(read_bytes(tcp) == read_bytes("/proc/net/tcp") for _ in range(3))
                     lines = read_bytes("/proc/net/tcp").count(b"\n") - 1
                     a, b = pair(R, lambda: timed(["cat", tcp]), lambda: timed(["cat", "/proc/net/tcp"]))
                     t.ratio("P3", f"cat net/tcp vs /proc ({lines} sockets, identical: {same})", a, b, 1.0)
