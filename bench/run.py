@@ -219,7 +219,7 @@ def main() -> int:
 
                     with concurrent.futures.ThreadPoolExecutor(32) as pool:
                         all32 = statistics.median(
-                            timed_fn(lambda: list(pool.map(reader, range(32)))) for _ in range(3))
+                            timed_fn(lambda: list(pool.map(reader, range(32)))) for _ in range(R))
                     t.ratio("P6", f"32 readers of tasks: speed-up, {errors} errors", 32 * one,
                             all32, 1.5, below=False)
                     if want("P7"):

@@ -289,7 +289,7 @@ class IterFS(pyfuse3.Operations):
         entry_timeout: float = 1.0,
         attr_timeout: float = 1.0,
         max_threads: int | None = None,
-        pool_bytes: int = 8 * CHUNK,
+        pool_bytes: int = 32 * CHUNK,
         providers: tuple[Provider, ...] = (),
     ) -> None:
         super().__init__()
