@@ -75,6 +75,51 @@ _PER_READER = {
 }
 
 
+# procfs files that judge `current` at read(2), not the opener: ptrace_may_access in
+# lock_trace (stack, syscall), do_io_accounting (io), proc_pid_personality, proc_pid_wchan;
+# CAP_SYS_NICE in timerslack_ns_show; sysctl_perm in proc_sys_call_handler (sys/...).
+# An unprivileged server reading them would be judged instead of the reader: the helper
+# reads them as the reader and hands over a memfd with the content.
+READ_TIME_CHECKED = frozenset({"io", "personality", "stack", "syscall", "timerslack_ns", "wchan"})
+_READ_MAX = 1 << 20
+
+
+def read_time_checked(path: str) -> bool:
+    return path.startswith("sys/") or path.rsplit("/", 1)[-1] in READ_TIME_CHECKED
+
+
+def _snapshot(fd: int, name: str) -> int:
+    """A memfd holding what fd reads to its end (up to _READ_MAX), read by this thread;
+    fd itself if the reader's read fails (the server's read then fails too, at read time
+    as in /proc)."""
+    chunks, size = [], 0
+    try:
+        while size < _READ_MAX:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+            size += len(b)
+    except OSError:
+        if not chunks:
+            os.lseek(fd, 0, os.SEEK_SET) if _seekable(fd) else None
+            return fd
+        raise
+    os.close(fd)
+    mfd = os.memfd_create(f"iterfs:{name}", os.MFD_CLOEXEC)
+    os.write(mfd, b"".join(chunks))
+    os.lseek(mfd, 0, os.SEEK_SET)
+    return mfd
+
+
+def _seekable(fd: int) -> bool:
+    try:
+        os.lseek(fd, 0, os.SEEK_CUR)
+        return True
+    except OSError:
+        return False
+
+
 class LocalProc:
     """The filesystem calls of a Passthrough, made here: attributes as this process (root),
     links and opens with the reader's credentials. The privileged helper runs these for
@@ -110,12 +155,17 @@ class LocalProc:
             return os.fsencode(os.readlink(real))
         return os.fsencode(_as_caller(uid, gid, lambda: os.readlink(real)))
 
-    def open(self, path: str, uid: int, gid: int) -> int:
+    def open(self, path: str, uid: int, gid: int, *, snapshot: bool = False) -> int:
+        """An fd of the file opened as the reader; with snapshot, a memfd of what the
+        reader reads from it (see READ_TIME_CHECKED)."""
         real = self._real(path)
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-        if uid == 0:
-            return os.open(real, flags)
-        return _as_caller(uid, gid, lambda: os.open(real, flags))
+
+        def open_():
+            fd = os.open(real, flags)
+            return _snapshot(fd, path) if snapshot else fd
+
+        return open_() if uid == 0 else _as_caller(uid, gid, open_)
 
 
 class RemoteProc:
@@ -133,8 +183,8 @@ class RemoteProc:
     def readlink(self, path: str, uid: int, gid: int) -> bytes:
         return os.fsencode(self.helper.call("proc_readlink", path=path, uid=uid, gid=gid)[0]["target"])
 
-    def open(self, path: str, uid: int, gid: int) -> int:
-        return self.helper.call_fd("proc_open", path=path, uid=uid, gid=gid)
+    def open(self, path: str, uid: int, gid: int, *, snapshot: bool = False) -> int:
+        return self.helper.call_fd("proc_open", path=path, uid=uid, gid=gid, snapshot=snapshot)
 
 
 def helper_handlers(local: LocalProc) -> dict:
@@ -144,7 +194,8 @@ def helper_handlers(local: LocalProc) -> dict:
         "proc_listdir": lambda req, fds: ({"entries": local.listdir(req["path"])}, []),
         "proc_readlink": lambda req, fds: (
             {"target": os.fsdecode(local.readlink(req["path"], int(req["uid"]), int(req["gid"])))}, []),
-        "proc_open": lambda req, fds: ({}, [local.open(req["path"], int(req["uid"]), int(req["gid"]))]),
+        "proc_open": lambda req, fds: ({}, [local.open(req["path"], int(req["uid"]), int(req["gid"]),
+                                                       snapshot=bool(req.get("snapshot")))]),
     }
 
 
@@ -158,6 +209,8 @@ class Passthrough:
         if not os.path.isdir(self.root):
             raise NotADirectoryError(f"--passthrough {root}: not a directory")
         self.fs = fsops if fsops is not None else LocalProc(self.root)
+        # read-time checked files are read as the reader when the server is not root
+        self.snapshots = os.geteuid() != 0 or fsops is not None
 
     def _hidden(self, path: str, ctx) -> bool:
         """hidepid=invisible for the process directories /proc itself shows everyone."""
@@ -184,8 +237,10 @@ class Passthrough:
 
             return Entry("link", mode, uid, gid, target=target, timeout=self.timeout)
 
+        snapshot = self.snapshots and read_time_checked(path)
+
         def open_(ctx):
-            return fs.open(path, *_creds(ctx))
+            return fs.open(path, *_creds(ctx), snapshot=snapshot)
 
         return Entry("file", mode, uid, gid, open=open_, timeout=self.timeout, pass_errors=True)
 

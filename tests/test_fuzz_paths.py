@@ -274,20 +274,6 @@ def settled_fd_counts(d: Daemon) -> tuple[int, int]:
 # FUSE server makes that read(2), so they fail where /proc lets the reader read (root: a
 # 0600 sysctl; anyone: its own io, syscall): test_permissions.py pins this bug down,
 # test_files_procfs_checks_at_read_time. Their EIO is tolerated here.
-READ_TIME_CHECKED = frozenset({b"io", b"personality", b"stack", b"syscall", b"timerslack_ns"})
-
-
-def known_read_time_failure(fz, w: "Worker", real: bytes) -> bool:
-    """A failed read from the mount where /proc reads `real` (a /proc path) fine: the
-    read-time check of the unprivileged server?"""
-    if os.path.basename(real) in READ_TIME_CHECKED:
-        return True
-    if real.startswith(b"/sys/"):
-        st = fz.twin[w.uid].call("lstat", real)
-        return st[0] == "ok" and not st[1][0] & 0o004  # a sysctl only its owner may read
-    return False
-
-
 class Fuzz:
     def __init__(self):
         self.stack = contextlib.ExitStack()
@@ -517,8 +503,6 @@ def check(fz, w: Worker, op: str, args: tuple, res) -> None:
     # procfs's own answer, passed on: allowed where /proc gives the same. A failed read(2)
     # (not open) is EIO whatever /proc said (see the xfail test at the end).
     real, theirs = twin(fz, w, op, args)
-    if phase == "read" and theirs[0] == "ok" and known_read_time_failure(fz, w, real):
-        return  # a known limit: test_permissions.py, test_files_procfs_checks_at_read_time
     if err == errno.EIO and phase == "read":
         assert theirs[:2] == ("err", "read"), f"{what}; /proc{real!r}: {theirs!r}"
     else:
@@ -644,9 +628,6 @@ def test_sysctl_paths_answer_like_proc(fz, data):
                 if same_as_proc(op, ours, theirs):
                     break
                 time.sleep(0.05)
-            if op == "read" and ours == ("err", "read", errno.EIO) and theirs[0] == "ok" \
-                    and known_read_time_failure(fz, ours_w, path):
-                continue  # a known bug (see READ_TIME_CHECKED)
             if op == "access" and (ours, theirs) == (("ok", True), ("ok", False)) \
                     and ours_w.uid == 0 and not theirs_w.call("lstat", path)[1][0] & 0o444:
                 # root and a write-only sysctl (vm/drop_caches, 0200): procfs's own

@@ -21,10 +21,11 @@ first lines, one stat line) already cover is not repeated. Here, on one daemon s
 - nothing one reader was served leaks to the next: root and nobody interleaved, each gets
   what /proc gives them, for addresses, restricted stat fields, ptrace-only files and
   links;
+- passthrough files procfs checks at read(2) (io, stack, wchan, 0600 sysctls, ...) answer
+  as they answer the reader, not the unprivileged server;
 - where iterfs is wrong (xfail, strict): a process that is not dumpable is owned by its
-  uid (its fd/ listed for it) where /proc makes it root's; passthrough files procfs checks at read(2) are read by the
-  unprivileged server, not the reader; kallsyms ignores kptr_restrict 2 and
-  perf_event_paranoid; %pK with kptr_restrict 1 is zeros for root too.
+  uid (its fd/ listed for it) where /proc makes it root's; %pK with kptr_restrict 1 is
+  zeros for root too.
 
 Workers: forked children (nobody cannot run the venv's interpreter, under /root) that make
 one call per request. A worker refuses any change outside the mount or through a symlink.
@@ -464,16 +465,6 @@ def test_a_process_that_is_not_dumpable_is_roots_in_proc(served):
     assert ours == theirs
 
 
-READ_TIME_REASON = (
-    "privsep: the helper opens a passthrough file with the reader's credentials, but the "
-    "unprivileged FUSE server does the read(2), and these procfs files check `current` "
-    "there, not the opener (ptrace_may_access in lock_trace / do_io_accounting / "
-    "proc_pid_wchan, CAP_SYS_NICE in timerslack_ns_show, sysctl_perm in "
-    "proc_sys_call_handler). Root and a process's own user get EIO (io, personality, stack, "
-    "syscall, timerslack_ns; root: every 0600 sysctl) or '0' (wchan); nobody gets the "
-    "wchan of the server user's processes, which /proc hides. Fix: read such files in the helper's "
-    "reader-credential thread (_as_caller) to the end and hand the server a memfd/pipe "
-    "with the content, or pass every passthrough read through the helper")
 
 
 def read_or_fail(u: User, path: str) -> bytes | str:
@@ -481,7 +472,6 @@ def read_or_fail(u: User, path: str) -> bytes | str:
     return got if isinstance(got, bytes) else "fails"  # iterfs: EIO for any failed read
 
 
-@pytest.mark.xfail(strict=True, reason=READ_TIME_REASON)
 def test_files_procfs_checks_at_read_time(served):
     s = served
     wrong = []
@@ -504,7 +494,6 @@ def test_files_procfs_checks_at_read_time(served):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason=READ_TIME_REASON)
 def test_wchan_of_the_servers_user_is_hidden_from_nobody(served):
     """A process of the user the server runs as: /proc shows nobody its wchan as 0 (no
     ptrace right), the server may read it and so the mount shows nobody the symbol."""
