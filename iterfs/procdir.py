@@ -61,6 +61,12 @@ def pid_of(name: str) -> int | None:
     return pid if pid <= PID_MAX_LIMIT else None
 
 
+def dump_owner(owner: tuple[int, int, bool]) -> tuple[int, int]:
+    """fs/proc/base.c task_dump_owner(): a non-dumpable process's entries are root's
+    (all but its 0555 directories)."""
+    return owner[:2] if owner[2] else (0, 0)
+
+
 def may_ptrace(owner: tuple[int, int, bool], ctx) -> bool:
     """ptrace_may_access(PTRACE_MODE_READ_FSCREDS), roughly: root, or the owner of a
     dumpable process."""
@@ -142,9 +148,10 @@ class ProcDirs:
         return self.hidepid != "invisible" or may_ptrace(owner, ctx)
 
     def _dir(self, owner, mode: int = 0o555) -> Entry:
+        uid, gid = owner[:2] if mode == 0o555 else dump_owner(owner)
         if self.hidepid == "noaccess":
             mode &= 0o500
-        return Entry("dir", mode, owner[0], owner[1], timeout=self.timeout)
+        return Entry("dir", mode, uid, gid, timeout=self.timeout)
 
     def _file(self, ld: Loaded, owner, **param) -> Entry:
         link_params = {**dict(ld.spec.params), **param}
@@ -158,7 +165,8 @@ class ProcDirs:
             with programs.link_iterator(prog, **link_params) as link:
                 return link.new_iter().detach()
 
-        return Entry("file", ld.spec.mode, owner[0], owner[1], open=open_, timeout=self.timeout,
+        uid, gid = dump_owner(owner)
+        return Entry("file", ld.spec.mode, uid, gid, open=open_, timeout=self.timeout,
                      eager=True, gone_if_empty=ld.spec.nonempty)
 
     def _links(self, ld: Loaded, pid: int) -> dict[str, bytes]:
@@ -195,7 +203,7 @@ class ProcDirs:
             tid = int(rest[1])
             return {name: self._file(ld, owner, tid=tid) for name, ld in self.per_tid.items()}
         if len(rest) == 1 and rest[0] in self.per_pid and self.per_pid[rest[0]].spec.links:
-            return {n: Entry("link", 0o500, owner[0], owner[1], target=t, timeout=self.timeout)
+            return {n: Entry("link", 0o500, *dump_owner(owner), target=t, timeout=self.timeout)
                     for n, t in self._links(self.per_pid[rest[0]], pid).items()}
         return None
 

@@ -23,9 +23,9 @@ first lines, one stat line) already cover is not repeated. Here, on one daemon s
   links;
 - passthrough files procfs checks at read(2) (io, stack, wchan, 0600 sysctls, ...) answer
   as they answer the reader, not the unprivileged server;
-- where iterfs is wrong (xfail, strict): a process that is not dumpable is owned by its
-  uid (its fd/ listed for it) where /proc makes it root's; %pK with kptr_restrict 1 is
-  zeros for root too.
+- a process that is not dumpable: its files and fd/ are root's, as task_dump_owner() makes
+  them in /proc;
+- where iterfs is wrong (xfail, strict): %pK with kptr_restrict 1 is zeros for root too.
 
 Workers: forked children (nobody cannot run the venv's interpreter, under /root) that make
 one call per request. A worker refuses any change outside the mount or through a symlink.
@@ -445,13 +445,6 @@ def test_a_process_that_is_not_dumpable_hides_its_addresses_and_maps(served):
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "procdir.ProcDirs owns a process's files and its 0500 fd/ by the task's euid; /proc "
-    "(task_dump_owner) makes them root's when the process is not dumpable. So through the "
-    "mount its uid sees itself as the owner and lists fd/ (0500, 'its own'), which /proc "
-    "refuses (EACCES). Fix: in _file/_dir/_children use root as the owner of everything "
-    "but the 0555 directories when the listing says the task is not dumpable, or refuse "
-    "the fd/ lookup and listing with may_ptrace() as the private file opens do"))
 def test_a_process_that_is_not_dumpable_is_roots_in_proc(served):
     s = served
     pid = s.sealedpid
