@@ -102,5 +102,5 @@ def build(btf) -> ProgramSpec:
     return p.build()
 
 
-FILES = [IterSpec("net/netlink", "netlink", build, netns=True,
+FILES = [IterSpec("net/netlink", "netlink", build, netns=True, pointers=True,
                   doc="/proc/net/netlink (net/netlink/af_netlink.c netlink_native_seq_show)")]

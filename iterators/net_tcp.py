@@ -819,8 +819,8 @@ def build_tcp6(btf) -> ProgramSpec:
 
 
 FILES = [
-    IterSpec("net/tcp", "tcp", build_tcp, netns=True,
+    IterSpec("net/tcp", "tcp", build_tcp, netns=True, pointers=True,
              doc="/proc/net/tcp byte for byte (get_tcp4_sock, get_timewait4_sock, get_openreq4)"),
-    IterSpec("net/tcp6", "tcp", build_tcp6, netns=True,
+    IterSpec("net/tcp6", "tcp", build_tcp6, netns=True, pointers=True,
              doc="/proc/net/tcp6 byte for byte (get_tcp6_sock, get_timewait6_sock, get_openreq6)"),
 ]

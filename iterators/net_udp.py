@@ -554,9 +554,9 @@ def build_udp6(btf) -> ProgramSpec:
 
 
 FILES = [
-    IterSpec("net/udp", "udp", build_udp, netns=True,
+    IterSpec("net/udp", "udp", build_udp, netns=True, pointers=True,
              doc="/proc/net/udp (net/ipv4/udp.c udp4_seq_show, udp4_format_sock)"),
-    IterSpec("net/udp6", "udp", build_udp6, netns=True,
+    IterSpec("net/udp6", "udp", build_udp6, netns=True, pointers=True,
              doc="/proc/net/udp6 (net/ipv6/udp.c udp6_seq_show, "
                  "net/ipv6/datagram.c __ip6_dgram_sock_seq_show)"),
 ]

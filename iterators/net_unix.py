@@ -361,5 +361,5 @@ def build(btf) -> ProgramSpec:
     return p.build()
 
 
-FILES = [IterSpec("net/unix", "unix", build, netns=True,
+FILES = [IterSpec("net/unix", "unix", build, netns=True, pointers=True,
                   doc="/proc/net/unix (net/unix/af_unix.c unix_seq_show)")]

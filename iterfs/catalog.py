@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 __all__ = ["IterSpec", "Entry", "Loaded", "discover", "check", "load", "read_once"]
 
 
-def _sysctl(name: str, default: int) -> int:
+def sysctl_int(name: str, default: int) -> int:
     try:
         with open(f"/proc/sys/{name}") as f:
             return int(f.read().split()[0])
@@ -36,8 +36,8 @@ def kallsyms_show_value(cap_syslog: bool) -> bool:
     """kernel/kallsyms.c kallsyms_show_value() for a reader: kptr_restrict 0 and
     perf_event_paranoid <= 1 → everyone; kptr_restrict 0 or 1 → readers with CAP_SYSLOG (in
     the initial user namespace); kptr_restrict >= 2 → nobody."""
-    kptr_restrict = _sysctl("kernel/kptr_restrict", 2)
-    if kptr_restrict == 0 and _sysctl("kernel/perf_event_paranoid", 2) <= 1:
+    kptr_restrict = sysctl_int("kernel/kptr_restrict", 2)
+    if kptr_restrict == 0 and sysctl_int("kernel/perf_event_paranoid", 2) <= 1:
         return True
     return kptr_restrict <= 1 and cap_syslog
 
@@ -73,6 +73,8 @@ class IterSpec:
     # who gets `build`'s program rather than `unprivileged`'s (files not per process):
     # "cap_syslog" (readers with CAP_SYSLOG) or "kallsyms" (kallsyms_show_value())
     addresses: str = "cap_syslog"
+    # prints %pK: formatted for whoever reads the iterator fd (restricted_pointer())
+    pointers: bool = False
 
     @property
     def key(self) -> str:

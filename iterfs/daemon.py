@@ -25,7 +25,7 @@ from .netns import NETNS_DIR, Namespaces
 from .passthrough import LocalProc, Passthrough, RemoteProc, helper_handlers
 from .procdir import ProcDirs
 from .btf import BTF, VMLINUX_PATH
-from .syscall import Fd, missing_caps
+from .syscall import Fd, iter_create, missing_caps
 
 log = logging.getLogger("iterfs")
 
@@ -213,12 +213,24 @@ class Daemon:
     def _node(self, loaded: catalog.Loaded) -> fs.FileNode:
         link = loaded.link
         node = fs.FileNode(loaded.spec.mode, lambda: link.new_iter().detach(), loaded.spec.path)
+        if loaded.spec.pointers:
+            node = dataclasses.replace(node, open_for=lambda ctx: self._pointers_iter(link, ctx))
         if loaded.variant is not None:
             shows = catalog.ADDRESS_POLICIES[loaded.spec.addresses]
             node = dataclasses.replace(
                 node, open_for=lambda ctx: loaded.new_iter(
                     ctx is None or shows(reader_sees_addresses(ctx))))
         return node
+
+    def _pointers_iter(self, link, ctx) -> int:
+        """%pK is formatted for the process that reads the fd. With kptr_restrict 1 a reader
+        with CAP_SYSLOG gets real pointers from /proc, which the unprivileged server would
+        print as zeros: the helper reads such a session and hands over a memfd."""
+        if (ctx is None or os.geteuid() == 0
+                or catalog.sysctl_int("kernel/kptr_restrict", 2) != 1
+                or not reader_sees_addresses(ctx)):
+            return link.new_iter().detach()
+        return self.helper.call_fd("iter_snapshot", [link.fd.fd])
 
     def files(self) -> dict[str, fs.FileNode]:
         """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
@@ -441,6 +453,7 @@ class Daemon:
             "netns_iter": self._h_netns_iter,
             "reload": self._h_reload,
             "later": self._h_later,
+            "iter_snapshot": self._h_iter_snapshot,
             "umount": self._h_umount,
             "probe": self._h_probe,
         }
@@ -472,6 +485,15 @@ class Daemon:
             self.load_catalog()
         return self._export(self.loaded.values())
 
+    def _h_iter_snapshot(self, req, fds):
+        with iter_create(fds[0]) as it:
+            data = programs.read_all(it.fd)
+        mfd = os.memfd_create("iterfs:snapshot", os.MFD_CLOEXEC)
+        with open(mfd, "wb", closefd=False) as f:
+            f.write(data)
+        os.lseek(mfd, 0, os.SEEK_SET)
+        return {}, [mfd]
+
     def _h_later(self, req, fds):
         self._later_done.wait()
         with self._lock:
@@ -488,7 +510,8 @@ class Daemon:
                 meta.append({"spec": {"path": s.path, "target": s.target, "mode": s.mode,
                                       "params": dict(s.params), "netns": s.netns, "per": s.per,
                                       "links": s.links, "ptrace": s.ptrace,
-                                      "nonempty": s.nonempty, "addresses": s.addresses},
+                                      "nonempty": s.nonempty, "addresses": s.addresses,
+                                      "pointers": s.pointers},
                              "progs": [(p.name, p.target) for p, _ in pairs]})
                 for p, link in pairs:
                     out += [os.dup(p.fd.fd), os.dup(link.fd.fd)]

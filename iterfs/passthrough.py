@@ -107,7 +107,8 @@ def _snapshot(fd: int, name: str) -> int:
         raise
     os.close(fd)
     mfd = os.memfd_create(f"iterfs:{name}", os.MFD_CLOEXEC)
-    os.write(mfd, b"".join(chunks))
+    with open(mfd, "wb", closefd=False) as f:
+        f.write(b"".join(chunks))
     os.lseek(mfd, 0, os.SEEK_SET)
     return mfd
 

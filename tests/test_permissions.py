@@ -25,7 +25,8 @@ first lines, one stat line) already cover is not repeated. Here, on one daemon s
   as they answer the reader, not the unprivileged server;
 - a process that is not dumpable: its files and fd/ are root's, as task_dump_owner() makes
   them in /proc;
-- where iterfs is wrong (xfail, strict): %pK with kptr_restrict 1 is zeros for root too.
+- %pK with kptr_restrict 1: readers with CAP_SYSLOG get the real pointers (a session the
+  root helper read), others zeros.
 
 Workers: forked children (nobody cannot run the venv's interpreter, under /root) that make
 one call per request. A worker refuses any change outside the mount or through a symlink.
@@ -595,17 +596,9 @@ def sockets():
             sk.close()
 
 
-KPTR_ROOT_REASON = (
-    "%pK is formatted by bpf_seq_printf in the process that reads the iterator fd: the "
-    "FUSE server, which runs without capabilities (privsep). With kptr_restrict 1 /proc "
-    "shows root (CAP_SYSLOG) the real pointers, iterfs shows it zeros. Fix: as for "
-    "kallsyms, a second link whose program prints %px for readers that pass "
-    "reader_sees_addresses(), or have the root helper create the iterator fd for them")
-
-
 @pytest.mark.parametrize("kptr,user", [
     (0, "root"), (0, "nobody"),
-    pytest.param(1, "root", marks=pytest.mark.xfail(strict=True, reason=KPTR_ROOT_REASON)),
+    (1, "root"),
     (1, "nobody"), (2, "root"), (2, "nobody"),
 ])
 def test_net_pointers_follow_kptr_restrict(served, sockets, kptr, user):
