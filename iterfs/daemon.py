@@ -25,7 +25,7 @@ from .netns import NETNS_DIR, Namespaces
 from .passthrough import LocalProc, Passthrough, RemoteProc, helper_handlers
 from .procdir import ProcDirs
 from .btf import BTF, VMLINUX_PATH
-from .syscall import Fd, iter_create, missing_caps
+from .syscall import Fd, iter_create, memfd_of, missing_caps
 
 log = logging.getLogger("iterfs")
 
@@ -488,11 +488,7 @@ class Daemon:
     def _h_iter_snapshot(self, req, fds):
         with iter_create(fds[0]) as it:
             data = programs.read_all(it.fd)
-        mfd = os.memfd_create("iterfs:snapshot", os.MFD_CLOEXEC)
-        with open(mfd, "wb", closefd=False) as f:
-            f.write(data)
-        os.lseek(mfd, 0, os.SEEK_SET)
-        return {}, [mfd]
+        return {}, [memfd_of(data, "snapshot")]
 
     def _h_later(self, req, fds):
         self._later_done.wait()

@@ -18,6 +18,7 @@ import stat
 import threading
 
 from .dyn import Entry
+from .syscall import memfd_of
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # setfsuid, setfsgid, capget, capset: raw syscalls act on the calling thread only
@@ -106,11 +107,7 @@ def _snapshot(fd: int, name: str) -> int:
             return fd
         raise
     os.close(fd)
-    mfd = os.memfd_create(f"iterfs:{name}", os.MFD_CLOEXEC)
-    with open(mfd, "wb", closefd=False) as f:
-        f.write(b"".join(chunks))
-    os.lseek(mfd, 0, os.SEEK_SET)
-    return mfd
+    return memfd_of(b"".join(chunks), name)
 
 
 def _seekable(fd: int) -> bool:

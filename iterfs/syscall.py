@@ -361,6 +361,19 @@ def link_update(link_fd: int, new_prog_fd: int, *, old_prog_fd: int = 0) -> None
                                         flags=flags, old_prog_fd=old_prog_fd))
 
 
+def memfd_of(data: bytes, name: str) -> int:
+    """A memfd holding data, at offset 0: an fd any process it is passed to can read."""
+    fd = os.memfd_create(f"iterfs:{name}", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "wb", closefd=False) as f:
+            f.write(data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def iter_create(link_fd: int) -> Fd:
     return Fd(bpf(Cmd.ITER_CREATE, IterCreateAttr(link_fd=link_fd)))
 
