@@ -222,15 +222,17 @@ class Daemon:
                     ctx is None or shows(reader_sees_addresses(ctx))))
         return node
 
-    def _pointers_iter(self, link, ctx) -> int:
+    def _pointers_iter(self, link, ctx, netns: str | None = None) -> int:
         """%pK is formatted for the process that reads the fd. With kptr_restrict 1 a reader
         with CAP_SYSLOG gets real pointers from /proc, which the unprivileged server would
         print as zeros: the helper reads such a session and hands over a memfd."""
         if (ctx is None or os.geteuid() == 0
                 or catalog.sysctl_int("kernel/kptr_restrict", 2) != 1
                 or not reader_sees_addresses(ctx)):
-            return link.new_iter().detach()
-        return self.helper.call_fd("iter_snapshot", [link.fd.fd])
+            if netns is None:
+                return link.new_iter().detach()
+            return self.helper.call_fd("netns_iter", [link.fd.fd], name=netns)
+        return self.helper.call_fd("iter_snapshot", [link.fd.fd], netns=netns)
 
     def files(self) -> dict[str, fs.FileNode]:
         """The tree: every loaded file, and the netns=True ones again under netns/<name>/."""
@@ -240,9 +242,12 @@ class Daemon:
             for path, ld in self.loaded.items():
                 if ld.spec.netns:
                     link = ld.link
-                    out[f"netns/{name}/{path}"] = fs.FileNode(
-                        ld.spec.mode, lambda n=name, link=link: helper.call_fd(
-                            "netns_iter", [link.fd.fd], name=n), path)
+                    node = fs.FileNode(ld.spec.mode, lambda n=name, link=link: helper.call_fd(
+                        "netns_iter", [link.fd.fd], name=n), path)
+                    if ld.spec.pointers:
+                        node = dataclasses.replace(node, open_for=lambda ctx, n=name, link=link:
+                                                   self._pointers_iter(link, ctx, n))
+                    out[f"netns/{name}/{path}"] = node
         return out
 
     def load_catalog(self, defer_per: bool = False) -> None:
@@ -486,7 +491,12 @@ class Daemon:
         return self._export(self.loaded.values())
 
     def _h_iter_snapshot(self, req, fds):
-        with iter_create(fds[0]) as it:
+        netns = req.get("netns")
+        if netns is None:
+            it = iter_create(fds[0])
+        else:
+            it = Fd(self._h_netns_iter({"name": netns}, fds)[1][0])
+        with it:
             data = programs.read_all(it.fd)
         return {}, [memfd_of(data, "snapshot")]
 

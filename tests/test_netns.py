@@ -90,3 +90,27 @@ def test_named_namespace_views(tmp_path):
         d.stop()
         for n in (a, b):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
+
+
+@pytest.mark.parametrize("kptr", [0, 1])
+def test_namespace_pointers_as_proc_shows_root(tmp_path, kptr):
+    """%pK in netns/NAME/net/netlink: what `ip netns exec NAME cat /proc/net/netlink` shows
+    root, also with kptr_restrict 1 (real pointers, read by the root helper)."""
+    name = f"iterfs-test-{os.getpid()}-k{kptr}"
+    ip("netns", "add", name)
+    d = Daemon(str(tmp_path / "mnt"), pin_root_for(tmp_path))
+    saved = open("/proc/sys/kernel/kptr_restrict").read()
+    try:
+        d.start()
+        with open("/proc/sys/kernel/kptr_restrict", "w") as f:
+            f.write(str(kptr))
+        ours = open(os.path.join(d.mountpoint, "netns", name, "net", "netlink"), "rb").read()
+        theirs = subprocess.run(["ip", "netns", "exec", name, "cat", "/proc/net/netlink"],
+                                capture_output=True, check=True).stdout
+        assert ours == theirs
+        assert any(not line.startswith(b"0000000000000000") for line in ours.splitlines()[1:])
+    finally:
+        with open("/proc/sys/kernel/kptr_restrict", "w") as f:
+            f.write(saved)
+        d.stop()
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
