@@ -102,20 +102,12 @@ def _snapshot(fd: int, name: str) -> int:
             chunks.append(b)
             size += len(b)
     except OSError:
-        if not chunks:
-            os.lseek(fd, 0, os.SEEK_SET) if _seekable(fd) else None
+        if not chunks:  # nothing read: fd is still at 0 for the server's own read
             return fd
+        os.close(fd)
         raise
     os.close(fd)
     return memfd_of(b"".join(chunks), name)
-
-
-def _seekable(fd: int) -> bool:
-    try:
-        os.lseek(fd, 0, os.SEEK_CUR)
-        return True
-    except OSError:
-        return False
 
 
 class LocalProc:

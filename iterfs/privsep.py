@@ -26,6 +26,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from typing import Callable
 
 log = logging.getLogger("iterfs")
@@ -138,7 +139,6 @@ class Helper:
 
 
 def _reap(pid: int, timeout: float) -> None:
-    import time
     deadline = time.monotonic() + timeout
     while True:
         try:
