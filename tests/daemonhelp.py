@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -134,6 +135,24 @@ def cleanup(mountpoint: str, pin_root: str) -> None:
         subprocess.run(["fusermount3", "-u", "-z", mountpoint], capture_output=True)
     if os.path.isdir(pin_root):
         shutil.rmtree(pin_root, ignore_errors=True)
+
+
+TASK_LINE = re.compile(rb"^ *(\d+) +(\d+) +(\d+) +(\d+) ([RSDTtXZPI]) (.*)$")
+
+
+def parse_tasks(data: bytes) -> dict[int, tuple]:
+    """The rows of a `tasks` file by tid: (tgid, ppid, uid, state, comm); checks its shape."""
+    lines = data.split(b"\n")
+    assert lines[0] == b"   TGID     TID    PPID   UID S COMM"
+    assert lines[-1] == b""
+    rows = {}
+    for ln in lines[1:-1]:
+        m = TASK_LINE.match(ln)
+        assert m, ln
+        tgid, tid, ppid, uid = (int(x) for x in m.groups()[:4])
+        assert tid not in rows
+        rows[tid] = (tgid, ppid, uid, m.group(5).decode(), m.group(6))
+    return rows
 
 
 def pin_root_for(tmp_path) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from conftest import kill
 from iterfs import asm, syscall
 from iterfs.dsl.program import IterProgram
 from iterfs.programs import read_all, with_iterator
@@ -196,20 +197,5 @@ def threaded_child(nthreads: int):
         kill(proc)
 
 
-def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, 9)
-    proc.wait(timeout=10)
-    for s in (proc.stdin, proc.stdout):
-        if s is not None:
-            with contextlib.suppress(OSError):
-                s.close()
-
-
 def u32(x: int) -> bytes:
     return struct.pack("<I", x)
-
-
-
-from iterators._net import sock_inode  # noqa: E402,F401  (shared with the /proc/net files)

@@ -13,13 +13,12 @@ import time
 import pytest
 
 import procfs
-from daemonhelp import Daemon, pin_root_for, run_cli, wait_gone
+from daemonhelp import Daemon, parse_tasks, pin_root_for, run_cli, wait_gone
 from iterfs import syscall
 from iterfs.daemon import mount_state
 
 pytestmark = pytest.mark.fuse
 
-TASK_LINE = re.compile(rb"^ *(\d+) +(\d+) +(\d+) +(\d+) ([RSDTtXZPI]) (.*)$")
 
 
 @pytest.fixture
@@ -30,20 +29,6 @@ def mounted(tmp_path):
         yield d.start()
     finally:
         d.stop()
-
-
-def parse_tasks(data: bytes) -> dict[int, tuple]:
-    lines = data.split(b"\n")
-    assert lines[0] == b"   TGID     TID    PPID   UID S COMM"
-    assert lines[-1] == b""
-    rows = {}
-    for ln in lines[1:-1]:
-        m = TASK_LINE.match(ln)
-        assert m, ln
-        tgid, tid, ppid, uid = (int(x) for x in m.groups()[:4])
-        assert tid not in rows
-        rows[tid] = (tgid, ppid, uid, m.group(5).decode(), m.group(6))
-    return rows
 
 
 PF_WQ_WORKER = 0x20

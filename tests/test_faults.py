@@ -9,8 +9,7 @@ import threading
 
 import pytest
 
-from daemonhelp import Daemon, pin_root_for
-from test_daemon import parse_tasks
+from daemonhelp import Daemon, parse_tasks, pin_root_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.fuse]
 

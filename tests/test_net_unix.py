@@ -39,6 +39,7 @@ import time
 
 import pytest
 
+from conftest import kill
 from iterfs.catalog import read_once
 
 pytestmark = pytest.mark.kernel
@@ -271,17 +272,6 @@ for proto, groups in ((socket.NETLINK_ROUTE, 0x5), (16, 0), (15, 1), (4, 0)):
 print(json.dumps([[os.fstat(s.fileno()).st_ino for s in k] for k in (keep, nl)]), flush=True)
 sys.stdin.read()
 """
-
-
-def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, 9)
-    proc.wait(timeout=10)
-    for f in (proc.stdin, proc.stdout):
-        if f is not None:
-            with contextlib.suppress(OSError):
-                f.close()
 
 
 @pytest.fixture(scope="module")

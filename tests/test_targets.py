@@ -24,6 +24,7 @@ from iterfs.dsl.program import Addr, Field, IterProgram
 from iterfs.programs import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, with_iterator
 
 import targethelp as th
+from iterators._net import sock_inode
 from btf_fixtures import BTFBuilder
 
 pytestmark = pytest.mark.kernel
@@ -406,7 +407,7 @@ def test_tcp(btf, inet_sockets):
     p.exit_if_null(tp)
     p.release(skc)
     ino = p.reg()
-    th.sock_inode(p, Field(tp, "inet_conn.icsk_inet.sk.sk_socket"), ino)
+    sock_inode(p, Field(tp, "inet_conn.icsk_inet.sk.sk_socket"), ino)
     p.seq_printf("%u %lu\n", Field(tp, "inet_conn.icsk_inet.sk.__sk_common.skc_family"), ino)
     before, got, after = th.bracket(proc_inet("tcp"), lambda: by_family(th.run(p)))
     assert_bracketed(before, got, after)
@@ -419,7 +420,7 @@ def test_udp(btf, inet_sockets):
     u = p.ctx_ptr("udp_sk")
     p.exit_if_null(u)
     ino = p.reg()
-    th.sock_inode(p, Field(u, "inet.sk.sk_socket"), ino)
+    sock_inode(p, Field(u, "inet.sk.sk_socket"), ino)
     p.seq_printf("%u %lu\n", Field(u, "inet.sk.__sk_common.skc_family"), ino)
     before, got, after = th.bracket(proc_inet("udp"), lambda: by_family(th.run(p)))
     assert_bracketed(before, got, after)
@@ -434,7 +435,7 @@ def single_family_program(btf, target: str, ctx: str, sock_path: str):
     s = p.ctx_ptr(ctx)
     p.exit_if_null(s)
     ino = p.reg()
-    th.sock_inode(p, Field(s, sock_path), ino)
+    sock_inode(p, Field(s, sock_path), ino)
     p.seq_printf("%lu %lu\n", ino, Field(s, sock_path + "->file->f_inode->i_ino"))
     return p
 
